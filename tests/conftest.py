@@ -1,0 +1,20 @@
+"""Shared fixtures: isolated settings and small demo data made once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests never read or write a user's settings.
+os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.getbasetemp() / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("SCORE_HOME", str(home / "score"))
+    monkeypatch.setenv("NAPARI_CONFIG", str(home / "napari.yaml"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
