@@ -19,10 +19,21 @@ True
 
 from __future__ import annotations
 
+import json as _json
+import os as _os
+import re as _re
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as _nib
 import numpy as np
 import pandas as pd
 
+from score_gui.atomic import atomic_path
+from score_gui.errors import ScoreInputError
 from score_gui.labels import LABELLED_STRUCTURE_KEYS
+from score_gui.progress import Progress
 
 ID_COLUMNS = ["subject", "session", "scan", "source", "slice", "level", "qc_status", "qc_reason",
               "pixel_area_mm2"]
@@ -117,7 +128,350 @@ def passed(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_areas_csv(table: pd.DataFrame, path) -> None:
     """Write an areas table atomically, columns in contract order."""
-    from score_gui.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         table[COLUMNS].to_csv(tmp, index=False, float_format="%.4f")
+
+
+# ---------------------------------------------------------------------------------------
+# Label map files and whole studies
+# ---------------------------------------------------------------------------------------
+
+
+_LABEL_NAME = _re.compile(r"^(?P<stem>.+)_desc-(?P<who>[A-Za-z0-9]+)_dseg\.nii(\.gz)?$")
+_ENTITY = _re.compile(r"(?:^|_)(sub|ses)-([A-Za-z0-9]+)")
+
+QC_TSV_COLUMNS = ["subject", "session", "scan", "slice", "source", "status", "reason", "reviewer",
+                  "time", "comment"]
+"""Columns of ``score qc export`` (contract section 4)."""
+
+QcMap = dict[int, tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class LabelFileName:
+    """What a label map's file name says: ``<stem>_desc-<who>_dseg.nii.gz``.
+
+    Examples
+    --------
+    >>> parse_label_name("sub-03_ses-2_amira_desc-raterA_dseg.nii.gz")
+    LabelFileName(stem='sub-03_ses-2_amira', source='raterA', subject='03', session='2')
+    """
+
+    stem: str
+    source: str
+    subject: str
+    session: str
+
+
+def parse_label_name(path: str | Path) -> LabelFileName:
+    """Parse ``<stem>_desc-<who>_dseg.nii[.gz]``; a name without ``_desc-`` is its own stem."""
+    name = Path(path).name
+    match = _LABEL_NAME.match(name)
+    if match:
+        stem, who = match.group("stem"), match.group("who")
+    else:
+        stem, who = _re.sub(r"\.nii(\.gz)?$", "", name), ""
+    entities = dict(_ENTITY.findall(stem))
+    return LabelFileName(stem, who, entities.get("sub", stem), entities.get("ses", ""))
+
+
+def _load_label_volume(path: Path, kind: str) -> tuple[_nib.Nifti1Image, np.ndarray]:
+    """Read a 3D label volume ``(X, Y, S)`` with one-line errors (no orientation change)."""
+    from score_gui.scan import load_nifti
+
+    img, data = load_nifti(path)
+    data = np.asarray(data)
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3:
+        raise ScoreInputError(path, f"expected a 3D {kind} (X, Y, S), got shape {tuple(data.shape)}")
+    if data.dtype.kind == "f":
+        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+            raise ScoreInputError(path, f"{kind} contains non-integer values")
+    return img, data
+
+
+def header_pixel_area(img) -> float:
+    """In-plane pixel area ``pixdim[1] * pixdim[2]`` in mm² (contract section 1)."""
+    pixdim = img.header["pixdim"]
+    area = float(pixdim[1]) * float(pixdim[2])
+    if not np.isfinite(area) or area <= 0:
+        raise ScoreInputError(getattr(img, "get_filename", lambda: None)(),
+                              f"invalid pixel size {tuple(float(p) for p in pixdim[1:3])} in the header")
+    return abs(area)
+
+
+def find_scan_for_label(dseg_path: str | Path, stem: str | None = None) -> Path | None:
+    """The scan a label map belongs to: beside it, or in the study the derivatives belong to."""
+    dseg_path = Path(dseg_path)
+    stem = stem or parse_label_name(dseg_path).stem
+    folders = [dseg_path.parent]
+    parts = dseg_path.resolve().parent.parts
+    for i in range(len(parts) - 1):
+        if parts[i] == "derivatives" and parts[i + 1] == "score":
+            folders.append(Path(*parts[:i], *parts[i + 2:]))
+            break
+    for folder in folders:
+        for suffix in (".nii.gz", ".nii"):
+            candidate = folder / f"{stem}{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _scan_levels(scan_path: Path | None, n_slices: int) -> list[str] | None:
+    if scan_path is None:
+        return None
+    side = scan_path.with_name(_re.sub(r"\.nii(\.gz)?$", "", scan_path.name) + ".json")
+    if not side.is_file():
+        return None
+    try:
+        levels = _json.loads(side.read_text(encoding="utf-8")).get("VertebralLevels")
+    except (ValueError, AttributeError):
+        raise ScoreInputError(side, "invalid JSON sidecar") from None
+    if isinstance(levels, list) and len(levels) == n_slices:
+        return [str(v) for v in levels]
+    return None
+
+
+def label_file_areas(dseg_path: str | Path, lesion_path: str | Path | None = None, *,
+                     qc: QcMap | None = None, scan_path: str | Path | None = None,
+                     find_lesion: bool = True, check_scan: bool = True) -> pd.DataFrame:
+    """Areas table of one label map file (and its lesion map) with :data:`COLUMNS`.
+
+    Only label maps are read (never the 4D scan data): the grid comes from the dseg, the
+    pixel area from its header (``pixdim[1] * pixdim[2]``), subject/session/scan/source
+    from the file name ``<stem>_desc-<who>_dseg``, and the vertebral levels from the
+    scan's JSON sidecar when the scan is found beside the labels or in their study.
+
+    Parameters
+    ----------
+    dseg_path, lesion_path : path
+        The dseg and (optional) lesion map. ``lesion_path=None`` with ``find_lesion``
+        uses ``<stem>_desc-<who>_lesion.nii.gz`` beside the dseg when it exists.
+    qc : dict, optional
+        ``{slice: (status, reason)}`` for this scan and source.
+    check_scan : bool
+        Compare the grid with the scan's header when the scan is found.
+
+    Raises
+    ------
+    ScoreInputError
+        Missing or corrupt files, values outside 0-6, lesion or scan grid mismatch.
+    """
+    from score_gui.labels import read_sidecar_labels
+
+    dseg_path = Path(dseg_path)
+    img, data = _load_label_volume(dseg_path, "label map")
+    if data.size and (data.min() < 0 or data.max() > 6):
+        raise ScoreInputError(dseg_path, f"label values outside the table 0-6 (max {data.max()})")
+    if lesion_path is None and find_lesion:
+        candidate = Path(str(dseg_path).replace("_dseg.nii", "_lesion.nii"))
+        lesion_path = candidate if candidate != dseg_path and candidate.exists() else None
+    lesion = None
+    if lesion_path is not None:
+        lesion_img, lesion = _load_label_volume(Path(lesion_path), "lesion map")
+        if lesion.shape != data.shape:
+            raise ScoreInputError(lesion_path, f"lesion grid {lesion.shape} does not match the "
+                                               f"label map's {data.shape}")
+        if not np.allclose(lesion_img.affine, img.affine, atol=1e-3):
+            raise ScoreInputError(lesion_path, "lesion affine differs from the label map's")
+        if lesion.size and (lesion.min() < 0 or lesion.max() > 1):
+            raise ScoreInputError(lesion_path, "lesion map values must be 0 or 1")
+    names = parse_label_name(dseg_path)
+    scan_path = Path(scan_path) if scan_path else find_scan_for_label(dseg_path, names.stem)
+    if scan_path is not None and check_scan:
+        _check_scan_grid(scan_path, img, data.shape, dseg_path)
+    labelled = read_sidecar_labels(dseg_path)
+    labelled = set(labelled) if labelled is not None else None
+    # Areas need counts only, so the file grid (X, Y, S) -> (S, X, Y) without reorientation.
+    dseg = np.moveaxis(data.astype(np.uint8, copy=False), 2, 0)
+    lesion_sxy = None if lesion is None else np.moveaxis(lesion.astype(np.uint8, copy=False), 2, 0)
+    return areas_table(dseg, lesion_sxy, header_pixel_area(img), subject=names.subject,
+                       session=names.session, scan=names.stem, source=names.source,
+                       levels=_scan_levels(scan_path, dseg.shape[0]), labelled=labelled, qc=qc)
+
+
+def _check_scan_grid(scan_path: Path, img, shape: tuple, label_path: Path) -> None:
+    try:
+        scan_img = _nib.load(str(scan_path))  # header only: the data are never read
+    except Exception:  # noqa: BLE001 - a broken scan does not stop the areas
+        return
+    if tuple(scan_img.shape[:3]) != tuple(shape):
+        raise ScoreInputError(label_path, f"label grid {tuple(shape)} does not match the scan "
+                                          f"{scan_path.name} {tuple(scan_img.shape[:3])}")
+    if not np.allclose(scan_img.affine, img.affine, atol=1e-3):
+        raise ScoreInputError(label_path, f"affine differs from the scan {scan_path.name}")
+
+
+# -- QC ---------------------------------------------------------------------------------
+
+class QcDecisions:
+    """QC decisions in force, looked up per scan and source.
+
+    Built from ``score qc export``'s TSV (contract section 4) or a study's QC log. A
+    decision with an empty ``source`` applies to every source of the scan.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"scan": ["s1", "s1"], "slice": [2, 2], "source": ["score"] * 2,
+    ...                       "status": ["fail", "pass"], "reason": ["image_artifact", ""],
+    ...                       "time": ["2026-01-01T10:00", "2026-01-01T09:00"]})
+    >>> QcDecisions(table).status_map("s1", "score")
+    {2: ('fail', 'image_artifact')}
+    """
+
+    def __init__(self, table: pd.DataFrame):
+        table = table.copy()
+        for column in ("source", "reason", "time", "scan"):
+            if column not in table:
+                table[column] = ""
+        table = table.fillna({"source": "", "reason": "", "time": ""})
+        table["_order"] = np.arange(len(table))
+        # A later decision wins: by time, then by position in the file.
+        table = table.sort_values(["time", "_order"], kind="stable")
+        self._maps: dict[tuple[str, str], QcMap] = {}
+        for row in table.itertuples(index=False):
+            key = (str(row.scan), str(row.source))
+            self._maps.setdefault(key, {})[int(row.slice)] = (str(row.status), str(row.reason))
+
+    def status_map(self, scan_stem: str, source: str) -> QcMap:
+        merged = dict(self._maps.get((scan_stem, ""), {}))
+        merged.update(self._maps.get((scan_stem, source), {}))
+        return merged
+
+
+def read_qc(path: str | Path) -> QcDecisions:
+    """QC decisions from a QC TSV (``score qc export``) or a study's QC log.
+
+    Uses ``score_gui.qc.log`` when it is available (QC log folders and files); plain TSV
+    files with the contract's columns are read directly.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ScoreInputError(path, "QC file not found")
+    try:
+        from score_gui.qc.log import read_qc_table  # the QC log's own reader, when present
+    except ImportError:
+        read_qc_table = None
+    if read_qc_table is not None:
+        table = read_qc_table(path)
+    elif path.is_dir():
+        raise ScoreInputError(path, "cannot read a QC log folder here; export it with score qc export")
+    else:
+        try:
+            table = pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str, "scan": str,
+                                                        "source": str, "reason": str})
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise ScoreInputError(path, f"cannot read QC table ({exc})") from None
+    missing = {"scan", "slice", "status"} - set(table.columns)
+    if missing:
+        raise ScoreInputError(path, f"QC table lacks columns {sorted(missing)}")
+    bad = set(table["status"].dropna().astype(str)) - {"pass", "fail", "unreviewed"}
+    if bad:
+        raise ScoreInputError(path, f"unknown QC status {sorted(bad)[:3]} (pass or fail)")
+    return QcDecisions(table)
+
+
+# -- Studies ----------------------------------------------------------------------------
+
+def study_label_files(study, sources: Iterable[str] | None = None) -> list[tuple[Path, Path | None]]:
+    """``(dseg, scan)`` pairs of every label map of a study, in scan then source order."""
+    wanted = None if sources is None else set(sources)
+    pairs = []
+    for entry in study.scans:
+        for who in entry.label_sources():
+            if wanted is None or who in wanted:
+                pairs.append((entry.dseg_path(who), entry.path))
+    return pairs
+
+
+def _areas_of_one(args) -> pd.DataFrame:
+    dseg_path, scan_path, qc_map = args
+    return label_file_areas(dseg_path, qc=qc_map, scan_path=scan_path)
+
+
+def study_areas_job(study, sources: Iterable[str] | None = None, qc: QcDecisions | None = None,
+                    workers: int | None = None) -> Generator[Progress, None, pd.DataFrame]:
+    """Areas of every label map in a study (score, raters, consensus, ...), QC applied.
+
+    A generator yielding one :class:`Progress` per label map and returning the table.
+    ``workers`` > 1 reads files in a process pool (reading and decompressing the label
+    maps is the cost; the default picks ``min(4, cpu count)`` for large studies).
+    """
+    import time
+
+    started = time.monotonic()
+    pairs = study_label_files(study, sources)
+    jobs = []
+    for dseg_path, scan_path in pairs:
+        names = parse_label_name(dseg_path)
+        qc_map = qc.status_map(names.stem, names.source) if qc is not None else None
+        jobs.append((dseg_path, scan_path, qc_map))
+    if workers is None:
+        workers = min(4, _os.cpu_count() or 1) if len(jobs) >= 200 else 1
+    tables = []
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for done, table in enumerate(pool.map(_areas_of_one, jobs, chunksize=16), start=1):
+                tables.append(table)
+                yield Progress(done, len(jobs), table["scan"].iat[0] if len(table) else "", started)
+    else:
+        for done, job in enumerate(jobs, start=1):
+            tables.append(_areas_of_one(job))
+            yield Progress(done, len(jobs), f"{job[0].name}", started)
+    if not tables:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.concat(tables, ignore_index=True)[COLUMNS]
+
+
+def study_areas(study, sources=None, qc=None, workers=None) -> pd.DataFrame:
+    """:func:`study_areas_job` run to the end, silently."""
+    from score_gui.progress import drain
+
+    return drain(study_areas_job(study, sources, qc, workers))
+
+
+def write_areas_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write an areas table as CSV, or as Excel when ``path`` ends in ``.xlsx``.
+
+    The Excel workbook has an ``areas`` sheet (every row) and a ``summary`` sheet (mean
+    and SD per source and compartment over the slices that passed QC).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".xlsx":
+        with atomic_path(path) as tmp:
+            with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+                table[COLUMNS].to_excel(writer, sheet_name="areas", index=False)
+                summary_table(table).to_excel(writer, sheet_name="summary", index=False)
+    else:
+        write_areas_csv(table, path)
+    return path
+
+
+def summary_table(table: pd.DataFrame, by: tuple[str, ...] = ("source",)) -> pd.DataFrame:
+    """Mean, SD and slice count per group and compartment, failed slices left out.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({c: [""] * 2 for c in COLUMNS})
+    >>> t["source"] = "score"; t["qc_status"] = ["pass", "fail"]
+    >>> for c in AREA_COLUMNS: t[c] = [1.0, 100.0]
+    >>> row = summary_table(t).query("compartment == 'cord'").iloc[0]
+    >>> float(row["mean_mm2"]), int(row["n_slices"])
+    (1.0, 1)
+    """
+    kept = passed(table)
+    long = kept.melt(id_vars=list(by), value_vars=AREA_COLUMNS, var_name="compartment",
+                     value_name="area")
+    long["area"] = pd.to_numeric(long["area"], errors="coerce")
+    grouped = long.dropna(subset=["area"]).groupby(list(by) + ["compartment"], sort=False)["area"]
+    out = grouped.agg(mean_mm2="mean", sd_mm2="std", n_slices="count").reset_index()
+    order = {c: i for i, c in enumerate(AREA_COLUMNS)}
+    return out.sort_values(list(by) + ["compartment"], key=lambda s: s.map(order)
+                           if s.name == "compartment" else s).reset_index(drop=True)
