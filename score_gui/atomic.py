@@ -34,6 +34,9 @@ def ensure_writable_dir(folder: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise ScoreInputError(folder, f"cannot create folder: {blocker} is a file") from None
         raise ScoreInputError(folder, f"cannot create folder ({exc.strerror or exc})") from None
     if not folder.is_dir():
         raise ScoreInputError(folder, "is not a folder")
@@ -45,7 +48,12 @@ def ensure_writable_dir(folder: str | os.PathLike) -> Path:
 def backup_path(target: Path) -> Path:
     """Where the previous version of ``target`` is kept before it is replaced."""
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S%f")
-    return target.parent / HISTORY_DIR / f"{stamp}_{target.name}"
+    candidate = target.parent / HISTORY_DIR / f"{stamp}_{target.name}"
+    counter = 1
+    while candidate.exists():  # two saves within one microsecond must not share a backup
+        candidate = target.parent / HISTORY_DIR / f"{stamp}-{counter}_{target.name}"
+        counter += 1
+    return candidate
 
 
 def keep_previous_version(target: Path) -> Path | None:
@@ -76,16 +84,28 @@ def atomic_path(target: str | os.PathLike, keep_previous: bool = False) -> Itera
     """
     target = Path(target)
     folder = ensure_writable_dir(target.parent)
+    if target.is_dir():
+        raise ScoreInputError(target, "is a folder, cannot write a file there")
     suffix = "".join(target.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=folder)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=folder)
+    except OSError as exc:  # read-only file system, quota, permissions (os.access lies for root)
+        raise ScoreInputError(folder, f"cannot write into folder ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         _fsync(tmp)
         if keep_previous:
-            keep_previous_version(target)
-        os.replace(tmp, target)
+            try:
+                keep_previous_version(target)
+            except OSError as exc:
+                raise ScoreInputError(target, f"cannot keep the previous version in "
+                                              f"{HISTORY_DIR} ({exc.strerror or exc})") from None
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise ScoreInputError(target, f"cannot replace file ({exc.strerror or exc})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -267,6 +267,8 @@ def _label_volume(path: Path, scan: Scan, kind: str) -> np.ndarray:
                                     f"{scan.file_shape}")
     if not np.allclose(img.affine, scan.affine, atol=1e-3):
         raise ScoreInputError(path, f"{kind} affine differs from the scan's (another grid)")
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise ScoreInputError(path, f"unsupported voxel type {data.dtype} for a {kind}")
     if not np.all(np.isfinite(data)):
         raise ScoreInputError(path, f"{kind} contains NaN or Inf values")
     if np.any(data != np.round(data)):
@@ -281,9 +283,12 @@ def read_labels(dseg_file: str | Path, scan: Scan, lesion_file: str | Path | Non
     """
     dseg_file = Path(dseg_file)
     data = _label_volume(dseg_file, scan, "label map")
-    if data.min() < 0 or data.max() > GRAY_COMMISSURE:
-        bad = sorted(set(np.unique(data[(data < 0) | (data > GRAY_COMMISSURE)]).astype(int).tolist()))
-        raise ScoreInputError(dseg_file, f"label values {bad[:5]} outside the table 0-6")
+    outside_table = (data < 0) | (data > GRAY_COMMISSURE)
+    if outside_table.any():
+        bad = np.unique(data[outside_table]).astype(int).tolist()
+        first_slice = int(np.flatnonzero(outside_table.reshape(outside_table.shape[0], -1).any(1))[0])
+        raise ScoreInputError(dseg_file, f"label values {bad[:5]} outside the table 0-6 "
+                                         f"({int(outside_table.sum())} voxels, first on slice {first_slice})")
     dseg = data.astype(np.uint8)
     if lesion_file is None:
         candidate = Path(str(dseg_file).replace("_dseg.nii", "_lesion.nii"))
@@ -313,6 +318,8 @@ def read_sidecar_labels(dseg_file: str | Path) -> list[str] | None:
     structures = meta.get("LabelledStructures") if isinstance(meta, dict) else None
     if structures is None:
         return None
+    if not isinstance(structures, list) or not all(isinstance(k, str) for k in structures):
+        raise ScoreInputError(side, "LabelledStructures must be a list of names")
     unknown = set(structures) - set(LABELLED_STRUCTURE_KEYS)
     if unknown:
         raise ScoreInputError(side, f"unknown LabelledStructures {sorted(unknown)}; "
@@ -328,9 +335,7 @@ def write_labels(scan: Scan, labels: LabelMap, out_dir: str | Path, who: str,
     labels are ever lost by a save.
     """
     check_who(who)
-    if labels.dseg.shape != scan.label_shape:
-        raise ScoreInputError(None, f"labels of shape {labels.dseg.shape} do not fit the scan "
-                                    f"{scan.label_shape}")
+    _check_writable_labels(scan, labels)
     out_dir = Path(out_dir)
     written = {"dseg": _write_volume(scan, labels.dseg, dseg_path(out_dir, scan.stem, who), keep_previous)}
     if write_lesion and labels.lesion is not None:
@@ -339,11 +344,26 @@ def write_labels(scan: Scan, labels: LabelMap, out_dir: str | Path, who: str,
     tsv = out_dir / "dseg.tsv"
     if not tsv.exists():
         write_text_atomic(tsv, dseg_tsv_text())
-    if set(labels.labelled) != set(LABELLED_STRUCTURE_KEYS):
-        side = sidecar_path(written["dseg"])
+    side = sidecar_path(written["dseg"])
+    # A stale partial sidecar from an earlier save would make labelled structures "unknown".
+    if set(labels.labelled) != set(LABELLED_STRUCTURE_KEYS) or side.exists():
         ordered = [k for k in LABELLED_STRUCTURE_KEYS if k in labels.labelled]
         write_text_atomic(side, json.dumps({"LabelledStructures": ordered}, indent=2))
     return written
+
+
+def _check_writable_labels(scan: Scan, labels: LabelMap) -> None:
+    """Refuse to write what could not be read back: wrong shape or values outside the table."""
+    for name, volume, top in (("labels", labels.dseg, GRAY_COMMISSURE), ("lesion map", labels.lesion, 1)):
+        if volume is None:
+            continue
+        volume = np.asarray(volume)
+        if volume.shape != scan.label_shape:
+            raise ScoreInputError(labels.path, f"{name} of shape {volume.shape} do not fit the scan "
+                                               f"{scan.label_shape}")
+        if volume.size and (volume.min() < 0 or volume.max() > top):
+            raise ScoreInputError(labels.path, f"{name} hold values outside 0-{top} "
+                                               f"({sorted(np.unique(volume[(volume < 0) | (volume > top)]).tolist())[:5]})")
 
 
 def _write_volume(scan: Scan, volume: np.ndarray, path: Path, keep_previous: bool) -> Path:

@@ -89,7 +89,14 @@ class InPlaneOrientation:
     def from_affine(cls, affine: np.ndarray) -> "InPlaneOrientation":
         """Pick the in-plane axis closest to left-right as columns (RAS+ world coordinates)."""
         direction = np.asarray(affine, float)[:3, :2]
-        cols_axis = 0 if abs(direction[0, 0]) >= abs(direction[0, 1]) else 1
+        # Normalise so that anisotropic pixels do not bias the choice, then pick the assignment
+        # (axis 0 -> columns or axis 1 -> columns) that best matches left-right and
+        # anterior-posterior together; robust for oblique slices.
+        norms = np.linalg.norm(direction, axis=0)
+        direction = direction / np.where(norms > 0, norms, 1.0)
+        straight = abs(direction[0, 0]) + abs(direction[1, 1])
+        swapped = abs(direction[0, 1]) + abs(direction[1, 0])
+        cols_axis = 0 if straight >= swapped else 1
         rows_axis = 1 - cols_axis
         # Columns run toward patient left (world x decreasing), rows toward posterior (y decreasing).
         return cls(
@@ -264,33 +271,93 @@ class Scan:
 # Reading
 # ---------------------------------------------------------------------------------------
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_DEFLATE_MAX_RATIO = 1032
+"""Deflate cannot compress better than about 1032:1, which bounds a .nii.gz's data size."""
+
+_KNOWN_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF": "a PDF file",
+                b"PK\x03\x04": "a ZIP archive", b"DICM": "a DICOM file"}
+
+
+def _sniff(path: Path) -> str | None:
+    """Say what a file that cannot be a NIfTI looks like, or None if it might be one."""
+    with open(path, "rb") as handle:
+        head = handle.read(352)
+    if len(head) == 0:
+        return "empty file"
+    if len(head) > 132 and head[128:132] == b"DICM":
+        return "a DICOM file (import a DICOM folder with `score dicom`)"
+    for magic, what in _KNOWN_MAGIC.items():
+        if head.startswith(magic):
+            return what
+    if path.name.endswith(".gz") and not head.startswith(_GZIP_MAGIC):
+        looks_like_text = all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64])
+        return "a text file, not gzip-compressed" if looks_like_text else "not gzip-compressed"
+    return None
+
+
 def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
-    """Load a NIfTI image and its data, turning every failure into a one-line error."""
+    """Load a NIfTI image and its data, turning every failure into a one-line error.
+
+    Raises
+    ------
+    ScoreInputError
+        Whatever is wrong with the file: missing, a folder, another format, corrupt or
+        truncated data, an empty axis. No other exception type escapes for a bad file.
+    """
     path = Path(path)
     if not path.exists():
         raise ScoreInputError(path, "file not found")
     if path.is_dir():
         raise ScoreInputError(path, "is a folder, expected a NIfTI file (.nii or .nii.gz)")
     try:
-        img = nib.load(str(path))
-    except nib.filebasedimages.ImageFileError:
-        raise ScoreInputError(path, "not a NIfTI file") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise ScoreInputError(path, f"truncated or corrupt gzip data ({exc})") from None
-    except (OSError, ValueError) as exc:
-        raise ScoreInputError(path, f"cannot read NIfTI header ({exc})") from None
+        looks_like = _sniff(path)
+    except OSError as exc:
+        raise ScoreInputError(path, f"cannot read file ({exc.strerror or exc})") from None
+    if looks_like is not None:
+        raise ScoreInputError(path, f"not a NIfTI file ({looks_like})")
+    img = _load_header(path)
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ScoreInputError(path, f"not a NIfTI file (read as {type(img).__name__})")
-    if any(int(n) == 0 for n in img.shape):
-        axis = [int(n) for n in img.shape].index(0)
-        raise ScoreInputError(path, f"axis {axis} has size 0 (shape {tuple(img.shape)})")
+    shape = tuple(int(n) for n in img.shape)
+    if any(n == 0 for n in shape):
+        raise ScoreInputError(path, f"axis {shape.index(0)} has size 0 (shape {shape})")
+    _check_plausible_size(path, img, shape)
     try:
         data = np.asanyarray(img.dataobj)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise ScoreInputError(path, f"truncated or corrupt gzip data ({exc})") from None
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for damaged data
         raise ScoreInputError(path, f"truncated or unreadable image data ({exc})") from None
     return img, data
+
+
+def _load_header(path: Path):
+    try:
+        return nib.load(str(path))
+    except nib.filebasedimages.ImageFileError:
+        raise ScoreInputError(path, "not a NIfTI file") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ScoreInputError(path, f"truncated or corrupt gzip data ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - HeaderDataError, struct errors, ...
+        raise ScoreInputError(path, f"cannot read NIfTI header ({exc})") from None
+
+
+def _check_plausible_size(path: Path, img, shape: tuple[int, ...]) -> None:
+    """Refuse a header whose data cannot be in the file (before allocating memory for it)."""
+    try:
+        itemsize = np.dtype(img.get_data_dtype()).itemsize
+        offset = int(img.header.get_data_offset())
+    except Exception as exc:  # noqa: BLE001
+        raise ScoreInputError(path, f"cannot read NIfTI header ({exc})") from None
+    expected = int(np.prod(shape, dtype=np.float64)) * itemsize
+    size = path.stat().st_size
+    compressed = path.name.endswith(".gz")
+    available = (size * _DEFLATE_MAX_RATIO) if compressed else (size - offset)
+    if expected > available:
+        what = "truncated or corrupt gzip data" if compressed else "truncated image data"
+        raise ScoreInputError(path, f"{what}: the header's shape {shape} needs {expected} bytes, "
+                                    f"the file holds {'at most ' if compressed else ''}{max(available, 0)}")
 
 
 def _squeeze_trailing(data: np.ndarray) -> np.ndarray:
@@ -316,12 +383,13 @@ def read_sidecar(path: str | Path) -> dict:
 def _inversion_times(path: Path, meta: dict, n_images: int) -> list[float] | None:
     times = meta.get("InversionTimes")
     if times is not None:
-        if isinstance(times, (int, float)):
+        if isinstance(times, (int, float)) and not isinstance(times, bool):
             times = [times]
-        try:
-            times = [float(t) for t in times]
-        except (TypeError, ValueError):
-            raise ScoreInputError(sidecar_path(path), "InversionTimes must be numbers in ms") from None
+        numbers = isinstance(times, list) and all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) for t in times)
+        if not numbers or not all(np.isfinite(times)) or any(t < 0 for t in times):
+            raise ScoreInputError(sidecar_path(path), "InversionTimes must be a list of numbers in ms")
+        times = [float(t) for t in times]
         if len(times) != n_images:
             raise ScoreInputError(sidecar_path(path),
                                   f"{len(times)} InversionTimes but the scan has {n_images} volumes")
@@ -342,6 +410,13 @@ def _levels(path: Path, meta: dict, n_slices: int) -> list[str] | None:
         raise ScoreInputError(sidecar_path(path),
                               f"VertebralLevels has {got} entries but the scan has {n_slices} slices")
     return [str(v) for v in levels]
+
+
+def _text_field(meta: dict, key: str, default: str | None) -> str | None:
+    value = meta.get(key)
+    if value is None or str(value).strip() == "":
+        return default or None
+    return str(value).strip()
 
 
 _BIDS_ENTITY = re.compile(r"(sub|ses)-([A-Za-z0-9]+)")
@@ -391,6 +466,8 @@ def read_scan(path: str | Path) -> Scan:
     meta = read_sidecar(path)
     n_images = int(data.shape[3])
     n_slices = int(data.shape[2])
+    if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-12:
+        raise ScoreInputError(path, "invalid affine in the header (not finite or singular)")
     orientation = InPlaneOrientation.from_affine(img.affine)
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     if not all(np.isfinite(zooms[:2])) or min(zooms[:2]) <= 0:
@@ -404,8 +481,8 @@ def read_scan(path: str | Path) -> Scan:
         affine=np.asarray(img.affine, float),
         orientation=orientation,
         path=path,
-        subject=str(meta.get("SubjectID", entities.get("sub", ""))) or None,
-        session=str(meta.get("SessionID", entities.get("ses", ""))) or None,
+        subject=_text_field(meta, "SubjectID", entities.get("sub")),
+        session=_text_field(meta, "SessionID", entities.get("ses")),
         slice_thickness=zooms[2] if len(zooms) > 2 and zooms[2] > 0 else 8.0,
         missing=None if finite.all() else orientation.to_display(~finite),
         header=img.header.copy(),
