@@ -1,0 +1,175 @@
+"""Saving and loading SCORE MDGRU models with the metadata inference needs.
+
+A checkpoint is one ``torch.save`` file (``*.pt``) holding ``{"format": "score-mdgru",
+"meta": {...}, "state_dict": {...}}``, loaded with ``weights_only=True`` (no pickled
+code runs). ``meta`` keys:
+
+======================  ==================================================================
+``format_version``      :data:`FORMAT_VERSION`
+``score_version``       ``score_gui.__version__`` that wrote it
+``architecture``        :class:`~score_gui.mdgru.model.MDGRUNet` keyword arguments
+``in_channels``         number of input images
+``channel_names``       inversion times as strings (``"TI97.1"``) or ``["T2*"]``
+``heads``               :meth:`HeadSpec.to_meta` of each head, in logit order
+``pixel_size_mm``       the model's fixed in-plane pixel size
+``crop_size_px``        side of the square crop the model sees (0: whole image)
+``normalisation``       ``{"method": "zscore", ...}``
+``training``            summary filled by training (rater, iterations, loss, folds ...)
+``date``                ISO 8601 time of writing
+``name``                short name (e.g. the rater), used for ``desc-model<NAME>``
+======================  ==================================================================
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from score_gui.mdgru.model import MDGRUNet, small_architecture
+>>> net = MDGRUNet(8, 9, **small_architecture())
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "m.pt"
+>>> _ = save_model(path, net, {"name": "A"})
+>>> model, meta = load_model(path)
+>>> meta["in_channels"], meta["heads"][0]["name"], model.training
+(8, 'tissue', False)
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from score_gui.atomic import atomic_path
+from score_gui.errors import ScoreInputError
+from score_gui.mdgru.heads import DEFAULT_TASK, HeadSpec, resolve_heads
+from score_gui.mdgru.model import MDGRUNet
+from score_gui.scan import AMIRA_INVERSION_TIMES
+
+def score_version() -> str:
+    """SCORE Studio's version (also when ``score_gui`` resolves oddly, e.g. under bare ``pytest``)."""
+    try:
+        from score_gui import __version__
+        return __version__
+    except ImportError:
+        from importlib.metadata import version
+
+        return version("score-studio")
+
+
+FORMAT = "score-mdgru"
+FORMAT_VERSION = 1
+DEFAULT_PIXEL_SIZE_MM = 0.5
+"""In-plane pixel size of the default models (the scan is resampled to it and back)."""
+DEFAULT_CROP_SIZE_PX = 80
+"""Side of the square crop around the canal that the default models see (40 mm at 0.5 mm)."""
+
+
+def channel_names_for(inversion_times) -> list[str]:
+    """Channel names from inversion times (``None`` -> single contrast ``T2*``).
+
+    >>> channel_names_for([97.1, 158.7])
+    ['TI97.1', 'TI158.7']
+    """
+    if inversion_times is None:
+        return ["T2*"]
+    return [f"TI{float(t):g}" for t in inversion_times]
+
+
+def default_meta(model: MDGRUNet, heads=None) -> dict:
+    """Metadata with every key filled by a sensible default for ``model``."""
+    heads = resolve_heads(heads if heads is not None else DEFAULT_TASK.networks[0].heads)
+    channels = model.in_channels
+    names = channel_names_for(AMIRA_INVERSION_TIMES) if channels == len(AMIRA_INVERSION_TIMES) else (
+        ["T2*"] if channels == 1 else [f"image{i + 1}" for i in range(channels)])
+    return {
+        "format_version": FORMAT_VERSION,
+        "score_version": score_version(),
+        "architecture": dict(model.architecture),
+        "in_channels": channels,
+        "channel_names": names,
+        "heads": [h.to_meta() for h in heads],
+        "pixel_size_mm": DEFAULT_PIXEL_SIZE_MM,
+        "crop_size_px": DEFAULT_CROP_SIZE_PX,
+        "normalisation": {"method": "zscore", "scope": "slice"},
+        "training": {},
+        "date": "",
+        "name": "model",
+    }
+
+
+def save_model(path, model: MDGRUNet, meta: dict | None = None) -> Path:
+    """Write ``model`` and its metadata atomically; missing meta keys get defaults.
+
+    ``heads`` in ``meta`` may be names or :class:`HeadSpec`; they must add up to the
+    model's outputs.
+    """
+    full = default_meta(model, (meta or {}).get("heads"))
+    full.update({k: v for k, v in (meta or {}).items() if k != "heads"})
+    full["architecture"] = dict(model.architecture)
+    full["in_channels"] = model.in_channels
+    full["format_version"] = FORMAT_VERSION
+    full["score_version"] = score_version()
+    full["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    n_head_outputs = sum(len(h["classes"]) for h in full["heads"])
+    if n_head_outputs != model.n_outputs:
+        raise ValueError(f"heads need {n_head_outputs} outputs, the model has {model.n_outputs}")
+    if len(full["channel_names"]) != model.in_channels:
+        raise ValueError(f"{len(full['channel_names'])} channel names for {model.in_channels} inputs")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "meta": full, "state_dict": state}, tmp)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    """Load and check a checkpoint file's raw content; ScoreInputError when it is not ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScoreInputError(path, "model file not found")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError, AttributeError, KeyError, IndexError) as exc:
+        raise ScoreInputError(path, f"not a readable model checkpoint ({type(exc).__name__})") from None
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ScoreInputError(path, "not a SCORE MDGRU checkpoint (foreign or corrupt file)")
+    meta = content.get("meta")
+    if not isinstance(meta, dict) or not isinstance(content.get("state_dict"), dict):
+        raise ScoreInputError(path, "checkpoint lacks metadata or weights")
+    if int(meta.get("format_version", -1)) > FORMAT_VERSION:
+        raise ScoreInputError(path, f"checkpoint format {meta.get('format_version')} is newer than this "
+                                    f"SCORE Studio understands ({FORMAT_VERSION}); update SCORE Studio")
+    return content
+
+
+def load_model(path, device="cpu") -> tuple[MDGRUNet, dict]:
+    """Rebuild the network from a checkpoint, in eval mode on ``device``; return ``(model, meta)``."""
+    content = read_checkpoint(path)
+    meta = content["meta"]
+    try:
+        arch = dict(meta["architecture"])
+        model = MDGRUNet(**arch)
+        model.load_state_dict(content["state_dict"])
+        [HeadSpec.from_meta(h) for h in meta["heads"]]
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ScoreInputError(path, f"checkpoint does not describe a valid model "
+                                    f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    model.eval()
+    return model.to(device), meta
+
+
+def head_specs(meta: dict) -> list[HeadSpec]:
+    """The heads of a checkpoint, in logit order."""
+    return [HeadSpec.from_meta(h) for h in meta["heads"]]
+
+
+def check_fits_scan(meta: dict, scan, model_path=None) -> None:
+    """ScoreInputError naming the scan when the model's input channels do not match it."""
+    expected = int(meta["in_channels"])
+    if scan.n_images != expected:
+        names = ", ".join(meta.get("channel_names", [])[:8])
+        where = scan.path if scan.path is not None else model_path
+        raise ScoreInputError(where, f"scan has {scan.n_images} image(s) but the model "
+                                     f"{meta.get('name', '')!s} expects {expected} ({names})")

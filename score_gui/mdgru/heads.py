@@ -1,0 +1,359 @@
+"""Output heads, set-valued targets for partial labels, the loss, and labels from probabilities.
+
+A network's logits are split into **heads**; each head is a softmax over classes, and
+each class is a set of label values (dseg values 0-6 for tissue heads, 0/1 for the
+lesion head). The default network is one fused network with two heads:
+
+* ``tissue``: 7 classes, the dseg values 0..6;
+* ``lesion``: 2 classes, no lesion / lesion;
+
+so ``n_outputs = 9``. The paper's separate networks (canal/cord, GM/WM, lesion, GM
+subdivision) are a :class:`TaskConfig` whose networks predict coarser heads
+(:data:`PAPER_TASK`); :func:`labels_from_probabilities` combines any set of heads.
+
+Partial labels (contract section 2, ``LabelledStructures``): a pixel's target is the
+**set** of classes consistent with what was labelled, and the loss is
+``-log(sum of the softmax probabilities over that set)``, which is the usual
+cross-entropy for full labels and 0 for a pixel about which nothing is known.
+
+Examples
+--------
+>>> import numpy as np
+>>> dseg = np.array([[0, 2, 3]], np.uint8)
+>>> t = targets_from_labels(dseg, None, {"cord", "gm"})
+>>> t["tissue"][:, 0, 0].astype(int).tolist()   # "not cord": outside or CSF
+[1, 1, 0, 0, 0, 0, 0]
+>>> t["tissue"][:, 0, 2].astype(int).tolist()   # gray matter, horns unknown
+[0, 0, 0, 1, 1, 1, 1]
+>>> bool(t["lesion"].all())                      # lesions not labelled: ignored
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from score_gui.labels import CSF, GM, GRAY_COMMISSURE, LABELLED_STRUCTURE_KEYS, OUTSIDE, WM
+
+TISSUE_VALUES = tuple(range(OUTSIDE, GRAY_COMMISSURE + 1))
+HORN_VALUES = (4, 5, 6)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One softmax head.
+
+    Attributes
+    ----------
+    name : str
+    kind : str
+        ``"tissue"`` (classes are sets of dseg values) or ``"lesion"`` (sets of 0/1).
+    classes : tuple of tuple of int
+        The label values each class stands for; together they cover every value once.
+    class_names : tuple of str
+    """
+
+    name: str
+    kind: str
+    classes: tuple[tuple[int, ...], ...]
+    class_names: tuple[str, ...]
+
+    def __post_init__(self):
+        values = sorted(v for c in self.classes for v in c)
+        expected = list(TISSUE_VALUES) if self.kind == "tissue" else [0, 1]
+        if self.kind not in ("tissue", "lesion") or values != expected:
+            raise ValueError(f"head {self.name!r}: classes {self.classes} must cover {expected} once")
+        if len(self.class_names) != len(self.classes):
+            raise ValueError(f"head {self.name!r}: {len(self.class_names)} names for {len(self.classes)} classes")
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def to_meta(self) -> dict:
+        """JSON-able description stored in checkpoints."""
+        return {"name": self.name, "kind": self.kind, "classes": [list(c) for c in self.classes],
+                "class_names": list(self.class_names)}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "HeadSpec":
+        return cls(name=str(meta["name"]), kind=str(meta["kind"]),
+                   classes=tuple(tuple(int(v) for v in c) for c in meta["classes"]),
+                   class_names=tuple(str(n) for n in meta["class_names"]))
+
+
+HEADS = {
+    "tissue": HeadSpec("tissue", "tissue", tuple((v,) for v in TISSUE_VALUES),
+                       ("outside", "csf", "white_matter", "gray_matter", "anterior_horns",
+                        "posterior_horns", "gray_commissure")),
+    "lesion": HeadSpec("lesion", "lesion", ((0,), (1,)), ("no_lesion", "lesion")),
+    # Coarser heads for the paper's separate networks and the canal localiser.
+    "canal": HeadSpec("canal", "tissue", ((0,), (1, 2, 3, 4, 5, 6)), ("outside", "canal")),
+    "canal_cord": HeadSpec("canal_cord", "tissue", ((0,), (1,), (2, 3, 4, 5, 6)), ("outside", "csf", "cord")),
+    "gm_wm": HeadSpec("gm_wm", "tissue", ((0, 1), (2,), (3, 4, 5, 6)), ("not_cord", "white_matter", "gray_matter")),
+    "horns": HeadSpec("horns", "tissue", ((0, 1, 2), (3,), (4,), (5,), (6,)),
+                      ("not_gm", "gray_matter", "anterior_horns", "posterior_horns", "gray_commissure")),
+}
+"""Built-in heads by name."""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """One network of a task: its name and the heads (in logit order) it predicts."""
+
+    name: str
+    heads: tuple[str, ...]
+
+    def head_specs(self) -> list[HeadSpec]:
+        return [HEADS[h] for h in self.heads]
+
+    @property
+    def n_outputs(self) -> int:
+        return sum(HEADS[h].n_classes for h in self.heads)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The networks that make up one ensemble member (default: one fused network)."""
+
+    networks: tuple[NetworkSpec, ...] = field(
+        default_factory=lambda: (NetworkSpec("fused", ("tissue", "lesion")),))
+
+    def to_meta(self) -> list[dict]:
+        return [{"name": n.name, "heads": list(n.heads)} for n in self.networks]
+
+
+DEFAULT_TASK = TaskConfig()
+"""One fused network predicting ``tissue`` (7 classes) and ``lesion`` (2): 9 outputs."""
+
+PAPER_TASK = TaskConfig((NetworkSpec("canal_cord", ("canal_cord",)), NetworkSpec("gm_wm", ("gm_wm",)),
+                         NetworkSpec("lesion", ("lesion",)), NetworkSpec("gm_subdivision", ("horns",))))
+"""Separate networks as in the SCORE paper: canal/cord, GM/WM, lesions, GM subdivision."""
+
+LOCALISER_TASK = TaskConfig((NetworkSpec("localiser", ("canal",)),))
+"""The canal localiser: canal vs rest on a coarse grid."""
+
+
+def resolve_heads(heads) -> list[HeadSpec]:
+    """Head names, specs or checkpoint dicts -> list of :class:`HeadSpec`."""
+    out = []
+    for head in heads:
+        if isinstance(head, HeadSpec):
+            out.append(head)
+        elif isinstance(head, dict):
+            out.append(HeadSpec.from_meta(head))
+        else:
+            out.append(HEADS[head])
+    return out
+
+
+def n_outputs(heads=("tissue", "lesion")) -> int:
+    """Logit channels for these heads.
+
+    >>> n_outputs()
+    9
+    """
+    return sum(h.n_classes for h in resolve_heads(heads))
+
+
+# ---------------------------------------------------------------------------------------
+# Targets
+# ---------------------------------------------------------------------------------------
+
+def _in_structure(values: np.ndarray, structure: str) -> np.ndarray:
+    """Membership of dseg values in a labelled structure (horns: which horn class, -1 none)."""
+    if structure == "canal":
+        return values >= CSF
+    if structure == "cord":
+        return values >= WM
+    if structure == "gm":
+        return values >= GM
+    if structure == "horns":
+        return np.where(np.isin(values, HORN_VALUES), values, -1)
+    raise ValueError(f"unknown structure {structure!r}")
+
+
+def allowed_tissue_values(dseg: np.ndarray, labelled) -> np.ndarray:
+    """Which true dseg values (0..6) agree with a possibly partial label map.
+
+    A true value ``v`` is allowed at a pixel when, for every labelled structure, ``v``
+    and the pixel's label ``d`` are both in it or both out of it (for ``horns``: the same
+    horn class or both none).
+
+    Returns
+    -------
+    bool array ``[7, *dseg.shape]``
+    """
+    dseg = np.asarray(dseg).astype(np.int16)
+    allowed = np.ones((len(TISSUE_VALUES), *dseg.shape), bool)
+    values = np.asarray(TISSUE_VALUES, np.int16)
+    for structure in set(labelled) & {"canal", "cord", "gm", "horns"}:
+        observed = _in_structure(dseg, structure)
+        for v in TISSUE_VALUES:
+            allowed[v] &= observed == _in_structure(values[v], structure)
+    return allowed
+
+
+def targets_from_labels(dseg: np.ndarray, lesion: np.ndarray | None, labelled=LABELLED_STRUCTURE_KEYS,
+                        heads=("tissue", "lesion")) -> dict[str, np.ndarray]:
+    """Per head, the set of classes consistent with the labels, as bool ``[K, *dseg.shape]``.
+
+    Parameters
+    ----------
+    dseg : int array (any shape, e.g. ``[H, W]`` or ``[B, H, W]``)
+    lesion : int array or None
+        Lesion map; ignored unless ``"lesion"`` is labelled (then None means no lesions).
+    labelled : iterable of str
+        ``LabelledStructures`` (canal, cord, gm, horns, lesion). Full labels give one-hot
+        targets; what is not labelled allows every class consistent with the rest.
+    heads : names or :class:`HeadSpec`
+
+    Notes
+    -----
+    Unlabelled slices (all 0 in a map that is otherwise labelled) must be skipped by
+    the caller: here 0 means "outside the canal".
+    """
+    labelled = set(labelled)
+    dseg = np.asarray(dseg)
+    tissue = allowed_tissue_values(dseg, labelled)
+    if "lesion" in labelled:
+        les = np.zeros(dseg.shape, bool) if lesion is None else np.asarray(lesion) > 0
+        lesion_allowed = np.stack([~les, les])
+    else:
+        lesion_allowed = np.ones((2, *dseg.shape), bool)
+    out = {}
+    for head in resolve_heads(heads):
+        allowed = tissue if head.kind == "tissue" else lesion_allowed
+        out[head.name] = np.stack([allowed[list(values)].any(axis=0) for values in head.classes])
+    return out
+
+
+def stack_targets(targets: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Batch per-slice targets ``[K, H, W]`` into bool tensors ``[B, K, H, W]``."""
+    return {name: torch.from_numpy(np.stack([t[name] for t in targets])) for name in targets[0]}
+
+
+# ---------------------------------------------------------------------------------------
+# Loss
+# ---------------------------------------------------------------------------------------
+
+def split_logits(logits: torch.Tensor, heads=("tissue", "lesion")) -> dict[str, torch.Tensor]:
+    """Split ``[B, n_outputs, H, W]`` logits into per-head ``[B, K, H, W]`` views (in order)."""
+    specs = resolve_heads(heads)
+    sizes = [h.n_classes for h in specs]
+    if logits.shape[1] != sum(sizes):
+        raise ValueError(f"logits have {logits.shape[1]} channels, heads need {sum(sizes)}")
+    return dict(zip((h.name for h in specs), torch.split(logits, sizes, dim=1)))
+
+
+def set_loss(logits: torch.Tensor, targets: dict[str, torch.Tensor], heads=("tissue", "lesion"),
+             dice_weight: float = 0.0) -> torch.Tensor:
+    """Partial-label loss: per head, mean over informative pixels of ``-log P(allowed set)``.
+
+    ``P(allowed set) = sum of softmax probabilities over the allowed classes``. With
+    one-hot targets this is the cross-entropy. Pixels where every class is allowed
+    carry no information and are left out of the mean. Heads are summed.
+
+    Parameters
+    ----------
+    logits : [B, n_outputs, H, W]
+    targets : dict head -> bool tensor [B, K, H, W]
+        From :func:`targets_from_labels` / :func:`stack_targets`; a missing head is ignored.
+    dice_weight : float
+        Weight ``w`` of a soft Dice term: loss = (1 - w) * set loss + w * (1 - mean Dice),
+        the Dice computed on pixels whose target is a single class.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logits = torch.zeros(1, 9, 1, 1)
+    >>> targets = {"tissue": torch.ones(1, 7, 1, 1, dtype=torch.bool),
+    ...            "lesion": torch.tensor([True, False]).view(1, 2, 1, 1)}
+    >>> round(float(set_loss(logits, targets)), 4)   # only the lesion head counts: -log(1/2)
+    0.6931
+    """
+    total = logits.new_zeros(())
+    for name, head_logits in split_logits(logits, heads).items():
+        if name not in targets:
+            continue
+        allowed = targets[name].to(device=logits.device, dtype=torch.bool)
+        log_probs = F.log_softmax(head_logits.float(), dim=1)
+        log_allowed = torch.logsumexp(log_probs.masked_fill(~allowed, float("-inf")), dim=1)
+        informative = ~allowed.all(dim=1) & allowed.any(dim=1)
+        if not informative.any():
+            continue
+        set_term = -(log_allowed[informative]).mean()
+        if dice_weight:
+            dice = soft_dice(log_probs.exp(), allowed)
+            set_term = (1.0 - dice_weight) * set_term + dice_weight * (1.0 - dice)
+        total = total + set_term
+    return total
+
+
+def soft_dice(probs: torch.Tensor, allowed: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Mean soft Dice over classes, on pixels whose target is exactly one class.
+
+    Classes absent from both target and prediction count as Dice 1 through ``eps``.
+    """
+    single = allowed.sum(dim=1, keepdim=True) == 1
+    target = (allowed & single).float()
+    probs = probs * single
+    dims = (0, 2, 3)
+    intersection = (probs * target).sum(dims)
+    denominator = probs.sum(dims) + target.sum(dims)
+    return ((2 * intersection + eps) / (denominator + eps)).mean()
+
+
+# ---------------------------------------------------------------------------------------
+# Labels from probabilities
+# ---------------------------------------------------------------------------------------
+
+def tissue_log_scores(probs: dict[str, np.ndarray], heads=None) -> np.ndarray | None:
+    """Log-score of every dseg value ``[7, ...]``: sum over tissue heads of log P(class holding it).
+
+    With the fused ``tissue`` head this is just its log-probabilities; with the paper's
+    separate heads it is a product of experts whose argmax is nested by construction.
+    """
+    specs = {h.name: h for h in resolve_heads(heads if heads is not None else probs.keys())}
+    scores = None
+    for name, p in probs.items():
+        head = specs[name]
+        if head.kind != "tissue":
+            continue
+        logp = np.log(np.clip(np.asarray(p, np.float32), 1e-7, None))
+        per_value = np.empty((len(TISSUE_VALUES), *logp.shape[1:]), np.float32)
+        for k, values in enumerate(head.classes):
+            per_value[list(values)] = logp[k]
+        scores = per_value if scores is None else scores + per_value
+    return scores
+
+
+def labels_from_probabilities(probs: dict[str, np.ndarray], heads=None):
+    """Per-head probabilities ``[K, ...]`` -> ``(dseg uint8, lesion uint8 or None)``, nested.
+
+    The dseg is the argmax of :func:`tissue_log_scores`; lesions are where P(lesion) > 0.5
+    and the dseg says cord (lesions lie inside the cord).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tissue = np.zeros((7, 1, 2), np.float32); tissue[1, 0, 0] = 1; tissue[3, 0, 1] = 1
+    >>> lesion = np.array([[[0.2, 0.1]], [[0.8, 0.9]]], np.float32)
+    >>> dseg, les = labels_from_probabilities({"tissue": tissue, "lesion": lesion})
+    >>> dseg.tolist(), les.tolist()     # CSF pixel cannot hold a lesion
+    ([[1, 3]], [[0, 1]])
+    """
+    specs = {h.name: h for h in resolve_heads(heads if heads is not None else probs.keys())}
+    scores = tissue_log_scores(probs, list(specs.values()))
+    if scores is None:
+        raise ValueError("no tissue head among " + ", ".join(probs))
+    dseg = np.argmax(scores, axis=0).astype(np.uint8)
+    lesion = None
+    for name, p in probs.items():
+        if specs[name].kind == "lesion":
+            lesion = ((np.asarray(p)[1] > 0.5) & (dseg >= WM)).astype(np.uint8)
+    return dseg, lesion

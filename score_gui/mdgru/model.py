@@ -1,0 +1,333 @@
+"""MDGRU network (Andermatt et al. 2016) for 2D slices, in PyTorch.
+
+Semantics follow the reference implementation (zubata88/mdgru, see
+``docs/mdgru_reference.md`` sections 1-2):
+
+* :class:`CGRU` scans one axis in one direction. Per step ``t`` (``*`` = 1-D "same"
+  convolution along the other axis)::
+
+      z, r = sigmoid(Wx_g * x_t + b_g + Wh_g * h_{t-1})      # z first, r second
+      c    = tanh(Wx_c * x_t + b_c + r . (Wh_c * h_{t-1}))    # reset AFTER the state conv
+      h_t  = z . h_{t-1} + (1 - z) . c                        # z keeps the old state
+
+  with ``h_{-1} = 0``, gate bias 1, candidate bias 0, Xavier-normal weights and Gaussian
+  DropConnect ``N(1, sigma^2)``, ``sigma = sqrt((1 - p) / p)`` (``p`` = keep rate) on the
+  gate weights only, drawn once per forward pass and only in training mode.
+* :class:`MDGRULayer` runs 4 independent cells (rows forward/backward, columns
+  forward/backward) and returns the **mean** of their outputs.
+* :class:`MDGRUNet` stacks MDGRU layers, each followed by a 1x1 convolution; tanh after
+  every 1x1 except the last, whose output are the logits.
+
+Speed (CPU): the input convolutions of all steps run at once (one conv2d per axis for
+both directions), the recurrence of several cells runs as one grouped conv1d per step
+(all 4 cells when the image is square), per-step tensors come from ``torch.unbind`` of
+contiguous permuted tensors, and the state update is written as ``c + z (h - c)``.
+
+Examples
+--------
+>>> import torch
+>>> net = MDGRUNet(in_channels=8, n_outputs=9, **small_architecture())
+>>> net(torch.zeros(1, 8, 12, 12)).shape
+torch.Size([1, 9, 12, 12])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+DEFAULT_ARCHITECTURE = {"hidden": (16, 24, 32), "fc": (24, 32), "kernel": 5, "dropconnect_keep": 0.5}
+"""Architecture of SCORE's default models (smaller than the reference's (16, 32, 64) /
+(25, 45) / kernel 7, chosen by ``benchmarks/bench_segment.py`` to meet the 5 s per scan
+budget of a 3-member ensemble on a 2-core CPU)."""
+
+REFERENCE_ARCHITECTURE = {"hidden": (16, 32, 64), "fc": (25, 45), "kernel": 7, "dropconnect_keep": 0.5}
+"""The reference implementation's default network (mdgru_channels, fc_channels, filter size)."""
+
+LOCALISER_ARCHITECTURE = {"hidden": (8, 12), "fc": (12,), "kernel": 3, "dropconnect_keep": 0.5}
+"""A tiny MDGRU for finding the spinal canal on a coarse grid (see ``preprocess.find_canal``)."""
+
+
+def small_architecture() -> dict:
+    """A very small architecture for tests and doctests."""
+    return {"hidden": (4, 4), "fc": (5,), "kernel": 3, "dropconnect_keep": 0.5}
+
+
+def dropconnect_sigma(keep: float) -> float:
+    """Standard deviation of the Gaussian DropConnect factor for keep rate ``keep``.
+
+    Examples
+    --------
+    >>> dropconnect_sigma(0.5)
+    1.0
+    """
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"DropConnect keep rate must be in (0, 1], got {keep}")
+    return math.sqrt((1.0 - keep) / keep)
+
+
+class CGRU(nn.Module):
+    """One convolutional GRU scanning one axis of a 2D image in one direction.
+
+    Parameters
+    ----------
+    in_channels, hidden : int
+        Input and state channels.
+    kernel : int
+        Length of the 1-D convolutions along the axis that is not scanned (odd).
+    axis : int
+        0 scans rows (steps go down the image, convolutions run along columns);
+        1 scans columns.
+    reverse : bool
+        Scan from the last row/column to the first.
+    dropconnect_keep : float
+        Keep rate ``p`` of the Gaussian DropConnect on the gate weights (1 = off).
+
+    Attributes
+    ----------
+    w_x : Parameter [3H, C, k]
+        Input weights, rows ``z`` (H), ``r`` (H), candidate (H).
+    b_x : Parameter [3H]
+        Input bias: 1 for the gates, 0 for the candidate.
+    w_h : Parameter [3H, H, k]
+        State weights (no bias), same row order.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel: int = 7, axis: int = 0,
+                 reverse: bool = False, dropconnect_keep: float = 0.5):
+        super().__init__()
+        if kernel % 2 != 1:
+            raise ValueError(f"kernel must be odd, got {kernel}")
+        if axis not in (0, 1):
+            raise ValueError(f"axis must be 0 or 1, got {axis}")
+        self.in_channels, self.hidden, self.kernel = int(in_channels), int(hidden), int(kernel)
+        self.axis, self.reverse = int(axis), bool(reverse)
+        self.dropconnect_sigma = dropconnect_sigma(dropconnect_keep)
+        self.w_x = nn.Parameter(torch.empty(3 * hidden, in_channels, kernel))
+        self.b_x = nn.Parameter(torch.empty(3 * hidden))
+        self.w_h = nn.Parameter(torch.empty(3 * hidden, hidden, kernel))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-normal per weight tensor (gates and candidate separately); bias 1 / 0."""
+        hidden = self.hidden
+        with torch.no_grad():
+            for weight in (self.w_x, self.w_h):
+                nn.init.xavier_normal_(weight[: 2 * hidden])
+                nn.init.xavier_normal_(weight[2 * hidden:])
+            self.b_x[: 2 * hidden].fill_(1.0)
+            self.b_x[2 * hidden:].zero_()
+
+    def effective_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w_x, w_h)`` with DropConnect applied to the gate rows when training.
+
+        One Gaussian factor per weight element, drawn at each call (= once per forward
+        pass), shared by every step and batch item.
+        """
+        if not self.training or self.dropconnect_sigma == 0.0:
+            return self.w_x, self.w_h
+        hidden = self.hidden
+        out = []
+        for weight in (self.w_x, self.w_h):
+            gates = weight[: 2 * hidden]
+            noise = torch.randn_like(gates).mul_(self.dropconnect_sigma).add_(1.0)
+            out.append(torch.cat([gates * noise, weight[2 * hidden:]], dim=0))
+        return out[0], out[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [B, C, H, W] -> states [B, hidden, H, W]."""
+        w_x, w_h = self.effective_weights()
+        return _directional_scan(x, [(w_x, self.b_x, w_h, self.reverse)], self.axis, self.kernel)[0]
+
+
+def _input_conv(x: torch.Tensor, w_x: torch.Tensor, bias: torch.Tensor, axis: int) -> torch.Tensor:
+    """Input term of every step at once: conv along the axis that is not scanned."""
+    k = w_x.shape[-1]
+    if axis == 0:  # steps along rows, convolve along columns
+        return F.conv2d(x, w_x.unsqueeze(2), bias, padding=(0, k // 2))
+    return F.conv2d(x, w_x.unsqueeze(3), bias, padding=(k // 2, 0))
+
+
+def _to_steps(term: torch.Tensor, axis: int) -> torch.Tensor:
+    """[B, C, H, W] -> [L, B, C, M] contiguous, L the scanned axis."""
+    order = (2, 0, 1, 3) if axis == 0 else (3, 0, 1, 2)
+    return term.permute(order).contiguous()
+
+
+def _from_steps(states: torch.Tensor, axis: int) -> torch.Tensor:
+    """[L, B, C, M] -> [B, C, H, W]."""
+    order = (1, 2, 0, 3) if axis == 0 else (1, 2, 3, 0)
+    return states.permute(order)
+
+
+def _recurrence(inputs: torch.Tensor, w_h: torch.Tensor, groups: int) -> torch.Tensor:
+    """Run ``groups`` independent cells over precomputed input terms.
+
+    Parameters
+    ----------
+    inputs : [L, B, groups * 3H, M]
+        Input terms per step (bias included), each group's rows ordered z, r, candidate.
+    w_h : [groups * 3H, H, k]
+        State weights of the groups, stacked.
+
+    Returns
+    -------
+    [L, B, groups * H, M]
+    """
+    steps, batch, rows, length = inputs.shape
+    hidden = rows // (3 * groups)
+    pad = w_h.shape[-1] // 2
+    outputs = []
+    h = None
+    for x_t in torch.unbind(inputs, 0):
+        x_t = x_t.view(batch, groups, 3, hidden, length)
+        if h is None:  # h_{-1} = 0: the state convolution vanishes
+            z = torch.sigmoid(x_t[:, :, 0])
+            h = (1.0 - z) * torch.tanh(x_t[:, :, 2])
+        else:
+            conv = F.conv1d(h.reshape(batch, groups * hidden, length), w_h, padding=pad, groups=groups)
+            conv = conv.view(batch, groups, 3, hidden, length)
+            zr = torch.sigmoid(x_t[:, :, :2] + conv[:, :, :2])
+            c = torch.tanh(x_t[:, :, 2] + zr[:, :, 1] * conv[:, :, 2])
+            h = c + zr[:, :, 0] * (h - c)
+        outputs.append(h.reshape(batch, groups * hidden, length))
+    return torch.stack(outputs, 0)
+
+
+def _directional_scan(x: torch.Tensor, cells, axis: int, kernel: int) -> list[torch.Tensor]:
+    """Run cells ``[(w_x, b_x, w_h, reverse), ...]`` that scan the same axis; one state map each."""
+    w_x = torch.cat([c[0] for c in cells], 0)
+    bias = torch.cat([c[1] for c in cells], 0)
+    w_h = torch.cat([c[2] for c in cells], 0)
+    steps = _to_steps(_input_conv(x, w_x, bias, axis), axis)
+    steps = _flip_reversed(steps, [c[3] for c in cells])
+    states = _flip_reversed(_recurrence(steps, w_h, len(cells)), [c[3] for c in cells])
+    return list(_from_steps(states, axis).chunk(len(cells), dim=1))
+
+
+def _flip_reversed(steps: torch.Tensor, reverse: list[bool]) -> torch.Tensor:
+    """Reverse the step order of the channel groups whose cell scans backwards."""
+    if not any(reverse):
+        return steps
+    groups = steps.chunk(len(reverse), dim=2)
+    return torch.cat([g.flip(0) if rev else g for g, rev in zip(groups, reverse)], dim=2).contiguous()
+
+
+class MDGRULayer(nn.Module):
+    """Four CGRUs (rows and columns, both directions); output = mean of the four.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = MDGRULayer(2, 3, kernel=3)
+    >>> layer(torch.zeros(1, 2, 5, 7)).shape
+    torch.Size([1, 3, 5, 7])
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel: int = 7, dropconnect_keep: float = 0.5):
+        super().__init__()
+        self.hidden = int(hidden)
+        self.kernel = int(kernel)
+        self.cells = nn.ModuleList([
+            CGRU(in_channels, hidden, kernel, axis=axis, reverse=reverse, dropconnect_keep=dropconnect_keep)
+            for axis in (0, 1) for reverse in (False, True)
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = [(*cell.effective_weights(), cell) for cell in self.cells]
+        by_axis = {0: [], 1: []}
+        for w_x, w_h, cell in weights:
+            by_axis[cell.axis].append((w_x, cell.b_x, w_h, cell.reverse))
+        if x.shape[2] == x.shape[3]:
+            states = self._square_scan(x, by_axis)
+        else:
+            states = [s for axis in (0, 1) for s in _directional_scan(x, by_axis[axis], axis, self.kernel)]
+        return torch.stack(states, 0).sum(0) * 0.25
+
+    def _square_scan(self, x: torch.Tensor, by_axis) -> list[torch.Tensor]:
+        """All four cells in one grouped recurrence (possible when H == W)."""
+        steps = []
+        reverse = []
+        for axis in (0, 1):
+            cells = by_axis[axis]
+            w_x = torch.cat([c[0] for c in cells], 0)
+            bias = torch.cat([c[1] for c in cells], 0)
+            steps.append(_to_steps(_input_conv(x, w_x, bias, axis), axis))
+            reverse += [c[3] for c in cells]
+        steps = _flip_reversed(torch.cat(steps, 2), reverse)
+        w_h = torch.cat([c[2] for axis in (0, 1) for c in by_axis[axis]], 0)
+        states = _flip_reversed(_recurrence(steps.contiguous(), w_h, 4), reverse)
+        rows, cols = states.chunk(2, dim=2)
+        return list(_from_steps(rows, 0).chunk(2, dim=1)) + list(_from_steps(cols, 1).chunk(2, dim=1))
+
+
+class MDGRUNet(nn.Module):
+    """Stack of MDGRU blocks: MDGRU -> 1x1 conv (-> tanh, except the last) -> logits.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input images (8 inversion times for AMIRA, 1 for T2*w).
+    n_outputs : int
+        Logit channels (sum of the heads' class counts, see :mod:`score_gui.mdgru.heads`).
+    hidden : tuple of int
+        State channels of each MDGRU layer.
+    fc : tuple of int
+        Channels of the 1x1 layers between MDGRU layers (``len(hidden) - 1`` values);
+        the last 1x1 layer maps to ``n_outputs``.
+    kernel : int
+        Convolution length inside the cells.
+    dropconnect_keep : float
+        DropConnect keep rate (training only).
+    """
+
+    def __init__(self, in_channels: int, n_outputs: int, hidden=(16, 32, 64), fc=(25, 45),
+                 kernel: int = 7, dropconnect_keep: float = 0.5):
+        super().__init__()
+        hidden, fc = tuple(int(h) for h in hidden), tuple(int(f) for f in fc)
+        if len(fc) != len(hidden) - 1:
+            raise ValueError(f"need {len(hidden) - 1} fc sizes for {len(hidden)} MDGRU layers, got {fc}")
+        self.architecture = {"in_channels": int(in_channels), "n_outputs": int(n_outputs),
+                             "hidden": list(hidden), "fc": list(fc), "kernel": int(kernel),
+                             "dropconnect_keep": float(dropconnect_keep)}
+        self.layers = nn.ModuleList()
+        self.fcs = nn.ModuleList()
+        channels = int(in_channels)
+        for hid, out in zip(hidden, fc + (int(n_outputs),)):
+            self.layers.append(MDGRULayer(channels, hid, kernel, dropconnect_keep))
+            conv = nn.Conv2d(hid, out, 1)
+            nn.init.xavier_normal_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            self.fcs.append(conv)
+            channels = out
+
+    @property
+    def in_channels(self) -> int:
+        return self.architecture["in_channels"]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.architecture["n_outputs"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [B, C, H, W] -> logits [B, n_outputs, H, W]."""
+        last = len(self.layers) - 1
+        for i, (layer, fc) in enumerate(zip(self.layers, self.fcs)):
+            x = fc(layer(x))
+            if i < last:
+                x = torch.tanh(x)
+        return x
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters.
+
+    Examples
+    --------
+    >>> count_parameters(MDGRUNet(8, 3, **REFERENCE_ARCHITECTURE))
+    774905
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
