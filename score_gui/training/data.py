@@ -1,0 +1,241 @@
+"""Training samples: a rater's labelled slices, cropped around the canal at the model's pixel size.
+
+A study's rater labels are ``derivatives/score/.../<stem>_desc-rater<ID>_dseg.nii.gz`` (+
+``_lesion``), possibly partial (the sidecar's ``LabelledStructures``). :func:`load_rater_slices`
+reads every labelled slice of every scan the rater labelled; :class:`SliceSampler` draws
+random training crops from them: centred on the labelled canal (or cord) with a random
+offset, resampled to the model's pixel size, augmented (:mod:`score_gui.training.augment`),
+z-score normalised exactly as at inference (:func:`score_gui.mdgru.preprocess.normalise`),
+with set-valued targets (:func:`score_gui.mdgru.heads.targets_from_labels`) so that what the
+rater did not label is ignored, not learnt as background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from score_gui.errors import ScoreInputError
+from score_gui.labels import read_labels
+from score_gui.mdgru.heads import stack_targets, targets_from_labels
+from score_gui.scan import read_scan
+from score_gui.study import ScanEntry, Study
+from score_gui.training.augment import AugmentConfig, augment_slice
+
+
+@dataclass
+class LabelledSlice:
+    """One labelled 2D slice with everything a training sample needs.
+
+    Attributes
+    ----------
+    images : float32 ``[T, H, W]`` raw magnitude images
+    dseg : uint8 ``[H, W]``
+    lesion : uint8 ``[H, W]`` or None
+    labelled : frozenset of str
+        LabelledStructures of the rater's map.
+    pixel_spacing : (float, float) mm (rows, cols)
+    subject, session, stem : str
+    slice_index : int
+    """
+
+    images: np.ndarray
+    dseg: np.ndarray
+    lesion: np.ndarray | None
+    labelled: frozenset
+    pixel_spacing: tuple[float, float]
+    subject: str = ""
+    session: str | None = None
+    stem: str = ""
+    slice_index: int = 0
+    inversion_times: tuple | None = None
+
+    def centre(self) -> tuple[float, float]:
+        """Centroid (row, col) of the labelled canal, or the cord when the canal is unknown."""
+        mask = self.dseg > 0
+        rows, cols = np.nonzero(mask)
+        if rows.size == 0:
+            return ((self.dseg.shape[0] - 1) / 2, (self.dseg.shape[1] - 1) / 2)
+        return (float(rows.mean()), float(cols.mean()))
+
+
+def rater_who(rater: str) -> str:
+    """``"A"`` or ``"raterA"`` -> ``"raterA"`` (the label source name).
+
+    >>> rater_who("A"), rater_who("raterB")
+    ('raterA', 'raterB')
+    """
+    rater = str(rater)
+    return rater if rater.startswith("rater") and len(rater) > 5 else f"rater{rater}"
+
+
+def rater_scans(study: Study, rater: str) -> list[ScanEntry]:
+    """Scans of the study that the rater labelled (a ``desc-rater<ID>_dseg`` exists)."""
+    who = rater_who(rater)
+    found = [entry for entry in study.scans if entry.dseg_path(who).exists()]
+    if not found:
+        raters = sorted({r for entry in study.scans for r in entry.raters()})
+        raise ScoreInputError(study.root, f"no labels of {who} in the study "
+                                          f"(raters found: {', '.join(raters) or 'none'})")
+    return found
+
+
+def load_scan_slices(entry: ScanEntry, rater: str) -> list[LabelledSlice]:
+    """Every labelled slice of one scan (a slice that is all 0 is unlabelled and skipped)."""
+    scan = read_scan(entry.path)
+    labels = read_labels(entry.dseg_path(rater_who(rater)), scan)
+    labelled = frozenset(labels.labelled)
+    keep = labels.labelled_slices()
+    out = []
+    for s in np.flatnonzero(keep):
+        out.append(LabelledSlice(
+            images=scan.images[s].astype(np.float32), dseg=labels.dseg[s],
+            lesion=None if labels.lesion is None else labels.lesion[s], labelled=labelled,
+            pixel_spacing=tuple(scan.pixel_spacing), subject=entry.subject, session=entry.session,
+            stem=entry.stem, slice_index=int(s),
+            inversion_times=None if scan.inversion_times is None else tuple(scan.inversion_times)))
+    return out
+
+
+def load_rater_slices(study: Study, rater: str, entries: Sequence[ScanEntry] | None = None) -> list[LabelledSlice]:
+    """Labelled slices of all (or the given) scans of a rater."""
+    entries = rater_scans(study, rater) if entries is None else entries
+    slices = [s for entry in entries for s in load_scan_slices(entry, rater)]
+    if not slices:
+        raise ScoreInputError(study.root, f"the labels of {rater_who(rater)} contain no labelled slice")
+    return slices
+
+
+def summarise(slices: Sequence[LabelledSlice]) -> dict:
+    """Counts for checkpoint metadata: subjects, scans, slices, labelled structures."""
+    return {
+        "subjects": sorted({s.subject for s in slices}),
+        "scans": sorted({s.stem for s in slices}),
+        "n_scans": len({s.stem for s in slices}),
+        "n_slices": len(slices),
+        "labelled_structures": sorted(set().union(*(s.labelled for s in slices))) if slices else [],
+        "pixel_spacing_mm": sorted({tuple(round(v, 3) for v in s.pixel_spacing) for s in slices}),
+        "n_images": sorted({int(s.images.shape[0]) for s in slices}),
+    }
+
+
+@dataclass
+class SliceSampler:
+    """Draws augmented, normalised training crops with set-valued targets.
+
+    Parameters
+    ----------
+    slices : list of LabelledSlice
+    heads : tuple of str
+        Heads of the network being trained (see :mod:`score_gui.mdgru.heads`).
+    pixel_size_mm : float
+        The model's pixel size; every crop is resampled to it.
+    crop_px : int
+        Side of the square training crop.
+    max_offset_mm : float
+        Uniform random shift of the crop centre from the labelled canal centre, per axis
+        (covers the localiser's error at inference).
+    augment : AugmentConfig
+    batch_size : int
+    """
+
+    slices: list = field(default_factory=list)
+    heads: tuple = ("tissue", "lesion")
+    pixel_size_mm: float = 0.5
+    crop_px: int = 64
+    max_offset_mm: float = 4.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    batch_size: int = 1
+
+    def crop(self, item: LabelledSlice, rng: np.random.Generator, config: AugmentConfig):
+        """One (images, dseg, lesion) crop of ``item`` at the model's pixel size."""
+        dy, dx = item.pixel_spacing
+        offset = rng.uniform(-self.max_offset_mm, self.max_offset_mm, size=2) if self.max_offset_mm else (0, 0)
+        cy, cx = item.centre()
+        centre = (cy + offset[0] / dy, cx + offset[1] / dx)
+        scale = (self.pixel_size_mm / dy, self.pixel_size_mm / dx)
+        return augment_slice(item.images, item.dseg, item.lesion, centre, scale,
+                             (self.crop_px, self.crop_px), rng, config)
+
+    def draw_item(self, rng: np.random.Generator) -> LabelledSlice:
+        """A labelled slice, uniformly at random."""
+        return self.slices[int(rng.integers(len(self.slices)))]
+
+    def sample(self, rng: np.random.Generator):
+        """``(inputs [B, T, N, N] float32 tensor, targets dict head -> bool [B, K, N, N])``."""
+        inputs, targets = [], []
+        for _ in range(self.batch_size):
+            item = self.draw_item(rng)
+            images, dseg, lesion = self.crop(item, rng, self.augment)
+            inputs.append(normalise_images(images))
+            targets.append(targets_from_labels(dseg, lesion, item.labelled, self.heads))
+        return torch.from_numpy(np.stack(inputs)), stack_targets(targets)
+
+    __call__ = sample
+
+
+def normalise_images(images: np.ndarray) -> np.ndarray:
+    """Z-score per image, as at inference (H2's preprocessing when available)."""
+    from score_gui.mdgru import preprocess
+
+    return preprocess.normalise(images).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Randomisation of on-the-fly synthetic training slices (:mod:`score_gui.phantom`).
+
+    Every draw is a new random subject (anatomy, flip angle, inversion cycle, SNR, bias
+    field, pose: see :func:`score_gui.phantom.random_subject`) imaged at a random level,
+    pixel size and field of view, with the phantom's random artifacts.
+    """
+
+    pixel_size_mm: tuple[float, float] = (0.4, 0.8)
+    anisotropy: float = 1.1
+    fov_mm: tuple[float, float] = (60.0, 110.0)
+    ms_fraction: float = 0.5
+    degrade_rate: float = 0.1
+    contrast: str = "amira"
+    rater: str | None = None
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def synthetic_slice(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig()) -> LabelledSlice:
+    """One random synthetic slice with (rater-simulated when ``config.rater``) full labels."""
+    from score_gui import phantom
+    from score_gui.phantom.artifacts import DEGRADATIONS
+
+    kind = "ms" if rng.random() < config.ms_fraction else "hc"
+    level = str(rng.choice(phantom.anatomy.LEVELS))
+    base = rng.uniform(*config.pixel_size_mm)
+    ratio = config.anisotropy ** rng.uniform(-1, 1)
+    pixel = (base * ratio, base / ratio)
+    fov = rng.uniform(*config.fov_mm)
+    shape = (int(round(fov / pixel[0])), int(round(fov / pixel[1])))
+    degrade = str(rng.choice(DEGRADATIONS)) if rng.random() < config.degrade_rate else "none"
+    made = phantom.make_slice(rng, level=level, kind=kind, shape=shape, pixel_size=pixel,
+                              contrast=config.contrast, degrade=degrade)
+    dseg, lesion = made.dseg, made.lesion
+    if config.rater:
+        dseg, lesion = phantom.simulate_rater(dseg, lesion, config.rater, rng)
+    return LabelledSlice(images=made.images, dseg=dseg, lesion=lesion,
+                         labelled=frozenset(("canal", "cord", "gm", "horns", "lesion")),
+                         pixel_spacing=pixel, subject=f"synthetic-{kind}", stem="synthetic",
+                         slice_index=0)
+
+
+@dataclass
+class SyntheticSampler(SliceSampler):
+    """A :class:`SliceSampler` whose slices are drawn fresh from the phantom every time."""
+
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def draw_item(self, rng: np.random.Generator) -> LabelledSlice:
+        return synthetic_slice(rng, self.synthetic)
