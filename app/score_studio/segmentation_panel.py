@@ -1,0 +1,258 @@
+"""One-click segmentation: "Segment" (this scan) and "Segment all" (the study).
+
+The ensemble runs in napari's ``thread_worker`` driving the core generator
+(:func:`score_gui.inference.segment_scan`), so the window stays responsive; the panel
+shows a progress bar, the ETA (:func:`score_gui.progress.format_eta`) and a Cancel button.
+Each result is written to the study's derivatives as ``desc-score`` (previous version kept
+in ``.history``) and handed to the main window through :attr:`SegmentationPanel.scan_done`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
+                            QPushButton, QVBoxLayout, QWidget)
+
+from score_gui.labels import write_labels
+from score_gui.progress import Progress, format_eta
+from score_gui.scan import Scan, read_scan
+from score_gui.study import ScanEntry
+
+AUTOMATIC_SOURCE = "score"
+STEPS_PER_SCAN = 1000
+"""Resolution of the overall bar when several scans run: each scan gets this many steps."""
+
+
+@dataclass
+class ScanSegmentation:
+    """What one scan's segmentation produced (passed to the main window)."""
+
+    entry: ScanEntry
+    scan: Scan
+    result: object            # score_gui.inference result: .labels, .members, .disagreement
+    written: dict
+
+
+def load_ensemble(choice: str):
+    """The ensemble named by ``choice``: ``"default"`` or a model folder."""
+    from score_gui.inference import Ensemble
+
+    return Ensemble.load(choice)
+
+
+def segment_entries(entries: Sequence[ScanEntry], ensemble_choice: str,
+                    ensemble_loader: Callable[[str], object] = load_ensemble,
+                    loaded_scans: dict | None = None) -> Generator[Progress | ScanSegmentation, None, int]:
+    """Segment ``entries`` one after the other; yield progress and one result per scan.
+
+    Runs in a worker thread. Yields :class:`Progress` (overall, ``STEPS_PER_SCAN`` per scan)
+    and, after each scan, a :class:`ScanSegmentation` whose labels are already written as
+    ``desc-score``. Returns the number of scans done.
+    """
+    from score_gui.inference import segment_scan
+
+    started = time.monotonic()
+    total = len(entries) * STEPS_PER_SCAN
+    yield Progress(0, total, "loading the models", started)
+    ensemble = ensemble_loader(ensemble_choice)
+    loaded_scans = loaded_scans or {}
+    for index, entry in enumerate(entries):
+        scan = loaded_scans.get(Path(entry.path)) or read_scan(entry.path)
+        job = segment_scan(scan, ensemble)
+        base = index * STEPS_PER_SCAN
+        prefix = f"{entry.stem} ({index + 1}/{len(entries)})" if len(entries) > 1 else entry.stem
+        while True:
+            try:
+                step = next(job)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            done = base + int(STEPS_PER_SCAN * min(step.fraction, 1.0))
+            yield Progress(done, total, f"{prefix}: {step.message}", started, step.extra)
+        written = write_labels(scan, result.labels, entry.derivatives_dir, AUTOMATIC_SOURCE,
+                               keep_previous=True)
+        yield ScanSegmentation(entry, scan, result, written)
+        yield Progress(base + STEPS_PER_SCAN, total, f"{prefix}: written", started)
+    return len(entries)
+
+
+class SegmentationPanel(QWidget):
+    """Segment this scan or the whole study with the default or a chosen ensemble.
+
+    Parameters
+    ----------
+    current_entry : callable
+        Returns the ScanEntry on screen (or None).
+    study_entries : callable
+        Returns every ScanEntry of the open study (empty without one).
+    current_scan : callable
+        Returns the Scan on screen (saves re-reading it), or None.
+    """
+
+    scan_done = Signal(object)        # ScanSegmentation
+    finished = Signal(int)            # number of scans done
+    failed = Signal(str)
+    running_changed = Signal(bool)
+
+    def __init__(self, current_entry: Callable[[], ScanEntry | None],
+                 study_entries: Callable[[], list[ScanEntry]],
+                 current_scan: Callable[[], Scan | None] = lambda: None,
+                 ensemble_choice: str = "default", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._current_entry = current_entry
+        self._study_entries = study_entries
+        self._current_scan = current_scan
+        self.worker = None
+        self.last_progress: Progress | None = None
+        self.results: list[ScanSegmentation] = []
+
+        self.model_combo = QComboBox()
+        self.model_combo.addItem("Default models", "default")
+        if ensemble_choice != "default":
+            self.model_combo.addItem(Path(ensemble_choice).name, ensemble_choice)
+            self.model_combo.setCurrentIndex(1)
+        self.model_combo.addItem("Choose a model folder...", None)
+        self.model_combo.activated.connect(self._on_model_chosen)
+        self.model_combo.setToolTip("Which trained ensemble segments the scans")
+        self.use_combo = QComboBox()
+        self.use_combo.addItem("Reference contours (read-only)", "reference")
+        self.use_combo.addItem("My labels, to correct", "labels")
+        self.use_combo.setToolTip("Where the result of 'Segment this scan' goes in the viewer")
+
+        self.segment_button = QPushButton("Segment this scan")
+        self.segment_all_button = QPushButton("Segment all")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.segment_button.clicked.connect(self.segment_current)
+        self.segment_all_button.clicked.connect(self.segment_all)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(True)
+        self.eta_label = QLabel("")
+        self.message_label = QLabel("Ready. The result is written as desc-score.")
+        self.message_label.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Models:", self.model_combo)
+        form.addRow("Result:", self.use_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.segment_button)
+        buttons.addWidget(self.segment_all_button)
+        progress = QHBoxLayout()
+        progress.addWidget(self.progress_bar, 1)
+        progress.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addLayout(progress)
+        layout.addWidget(self.eta_label)
+        layout.addWidget(self.message_label)
+        layout.addStretch(1)
+
+    # -- choices ----------------------------------------------------------------------------
+    @property
+    def ensemble_choice(self) -> str:
+        return self.model_combo.currentData() or "default"
+
+    @property
+    def result_use(self) -> str:
+        return self.use_combo.currentData()
+
+    def _on_model_chosen(self, index: int) -> None:
+        if self.model_combo.itemData(index) is not None:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
+        if not folder:
+            self.model_combo.setCurrentIndex(0)
+            return
+        self.model_combo.insertItem(index, Path(folder).name, folder)
+        self.model_combo.setCurrentIndex(index)
+
+    # -- running ----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def segment_current(self) -> None:
+        entry = self._current_entry()
+        if entry is None:
+            self.message_label.setText("Open a scan first.")
+            return
+        scan = self._current_scan()
+        self.start([entry], {Path(entry.path): scan} if scan is not None else {})
+
+    def segment_all(self) -> None:
+        entries = self._study_entries()
+        if not entries:
+            self.message_label.setText("Open a study first.")
+            return
+        self.start(entries)
+
+    def start(self, entries: Sequence[ScanEntry], loaded_scans: dict | None = None) -> None:
+        """Run the segmentation of ``entries`` in a worker thread."""
+        from napari.qt.threading import create_worker
+
+        if self.running:
+            return
+        self.results = []
+        self.worker = create_worker(segment_entries, list(entries), self.ensemble_choice,
+                                    loaded_scans=loaded_scans, _start_thread=False)
+        self.worker.yielded.connect(self._on_yielded)
+        self.worker.returned.connect(self._on_returned)
+        self.worker.errored.connect(self._on_errored)
+        self.worker.aborted.connect(self._on_aborted)
+        self.worker.finished.connect(self._on_finished)
+        self.progress_bar.setRange(0, len(entries) * STEPS_PER_SCAN)
+        self.progress_bar.setValue(0)
+        self.message_label.setText(f"Segmenting {len(entries)} scan(s)...")
+        self._set_running(True)
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """Stop after the current step (the generator is abandoned between yields)."""
+        if self.worker is not None:
+            self.message_label.setText("Cancelling...")
+            self.worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        self.segment_button.setEnabled(not running)
+        self.segment_all_button.setEnabled(not running)
+        self.model_combo.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.running_changed.emit(running)
+
+    def _on_yielded(self, item) -> None:
+        if isinstance(item, ScanSegmentation):
+            self.results.append(item)
+            self.scan_done.emit(item)
+            return
+        self.last_progress = item
+        self.progress_bar.setValue(item.done)
+        self.eta_label.setText(f"{100 * item.fraction:.0f} %  ETA {format_eta(item.eta_seconds())}")
+        self.message_label.setText(item.message)
+
+    def _on_returned(self, count: int) -> None:
+        self.progress_bar.setValue(self.progress_bar.maximum())
+        self.eta_label.setText("")
+        self.message_label.setText(f"Done: {count} scan(s) segmented and saved as desc-score.")
+        self.finished.emit(count)
+
+    def _on_errored(self, exc: Exception) -> None:
+        self.eta_label.setText("")
+        self.message_label.setText(f"Segmentation failed: {exc}")
+        self.failed.emit(str(exc))
+
+    def _on_aborted(self) -> None:
+        self.eta_label.setText("")
+        self.message_label.setText(f"Cancelled after {len(self.results)} scan(s); those are saved.")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._set_running(False)
