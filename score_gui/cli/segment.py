@@ -1,0 +1,45 @@
+"""``score segment``: automatic labels of scans with the MDGRU ensemble.
+
+::
+
+    score segment SCAN [SCAN...] -o OUTDIR [--models default|DIR] [--device cpu|cuda]
+                  [--members] [--disagreement]
+
+Writes per scan into OUTDIR: ``<stem>_desc-score_dseg.nii.gz``,
+``<stem>_desc-score_lesion.nii.gz`` (majority vote of the ensemble members) and
+``<stem>_areas.csv`` (source ``score``); with ``--members`` each member's labels as
+``desc-model<NAME>``, with ``--disagreement`` ``<stem>_desc-score_disagreement.nii.gz``
+(fraction of members disagreeing with the vote per voxel).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from score_gui.progress import run_with_progress
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("segment", help="segment scans with the MDGRU ensemble",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("scans", nargs="+", type=Path, metavar="SCAN", help="NIfTI scan(s)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR", help="output folder")
+    parser.add_argument("--models", default="default",
+                        help="model set name under resources/models ($SCORE_MODELS) or a model folder")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--members", action="store_true", help="also write each member's labels")
+    parser.add_argument("--disagreement", action="store_true", help="also write the disagreement map")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from score_gui.inference import segment_files
+
+    outputs = run_with_progress(segment_files(args.scans, args.output, models=args.models, device=args.device,
+                                              members=args.members, disagreement=args.disagreement))
+    for scan_path, written in zip(args.scans, outputs):
+        timing = written.get("timing", {})
+        print(f"{scan_path}: {Path(written['score_dseg']).name} ({timing.get('total', 0):.1f} s)",
+              file=sys.stderr)
+    return 0

@@ -1,0 +1,398 @@
+"""Segmenting scans with an ensemble of MDGRU models (one member per rater) and a canal localiser.
+
+A model folder holds ``ensemble.json`` and the checkpoints it lists::
+
+    {"members": [{"name": "A", "checkpoints": ["raterA.pt"]}, ...],
+     "localiser": "localiser.pt"}
+
+A member has one checkpoint per network of its task (one for the default fused
+network; four for the paper's separate networks); ``localiser`` may be null. The
+shipped models live in ``resources/models/<name>/`` (``SCORE_MODELS`` moves that root).
+
+Per scan (:func:`segment_scan`): normalise, find the canal (localiser, else the image
+centre), crop every slice on each member's grid, run the member's networks on the 12
+crops, turn the probabilities back to the native grid, take the argmax with nesting
+(one label map per member), and vote (:func:`score_gui.consensus.majority_vote`).
+
+Examples
+--------
+>>> import tempfile
+>>> from score_gui.scan import Scan
+>>> from score_gui.progress import drain
+>>> folder = make_untrained_ensemble(tempfile.mkdtemp(), n_members=2, tiny=True)
+>>> ensemble = Ensemble.load(folder)
+>>> scan = Scan.from_arrays(np.random.default_rng(0).random((2, 8, 24, 24)), pixel_spacing=(1.0, 1.0))
+>>> result = drain(segment_scan(scan, ensemble, members_out=True))
+>>> result.consensus.dseg.shape, sorted(result.members), result.disagreement.dtype
+((2, 24, 24), ['m1', 'm2'], dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from score_gui.areas import areas_table, write_areas_csv
+from score_gui.atomic import atomic_path, write_text_atomic
+from score_gui.consensus import disagreement_map, majority_vote
+from score_gui.errors import ScoreInputError
+from score_gui.labels import LabelMap, write_labels
+from score_gui.mdgru.checkpoint import (DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, check_fits_scan,
+                                        head_specs, load_model, save_model)
+from score_gui.mdgru.heads import DEFAULT_TASK, LOCALISER_TASK, TaskConfig, labels_from_probabilities
+from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
+from score_gui.mdgru.preprocess import (LOCALISER_PIXEL_SIZE_MM, find_canal, model_grid, sample_crops,
+                                        to_native, zscore_slices)
+from score_gui.progress import Progress
+from score_gui.scan import Scan, nifti_for, read_scan
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def models_root() -> Path:
+    """Folder holding the named model sets: ``$SCORE_MODELS`` or ``<repo>/resources/models``."""
+    env = os.environ.get("SCORE_MODELS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "resources" / "models"
+
+
+def resolve_models(models: str | os.PathLike) -> Path:
+    """A model set name (``"default"``) or a folder -> the folder holding ``ensemble.json``."""
+    candidate = Path(models)
+    if (candidate / ENSEMBLE_FILE).is_file():
+        return candidate
+    named = models_root() / str(models)
+    if re.fullmatch(r"[A-Za-z0-9_.-]+", str(models)) and (named / ENSEMBLE_FILE).is_file():
+        return named
+    where = candidate if candidate.exists() or os.sep in str(models) else named
+    raise ScoreInputError(where, f"no {ENSEMBLE_FILE} here; give a model folder or a model set name "
+                                 f"under {models_root()} (train one with 'score train')")
+
+
+def pick_device(device: str = "cpu") -> torch.device:
+    """``cpu`` or ``cuda``; a clear error when CUDA is asked for but missing."""
+    device = str(device or "cpu").lower()
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ScoreInputError(None, f"--device {device}: no CUDA GPU is available "
+                                        "(this PyTorch build or machine has none); use --device cpu")
+        return torch.device(device)
+    if device != "cpu":
+        raise ScoreInputError(None, f"unknown device {device!r}; use cpu or cuda")
+    return torch.device("cpu")
+
+
+def configure_threads() -> int:
+    """Intra-op threads for PyTorch: ``$SCORE_THREADS`` or min(cores, 4).
+
+    More threads than ~4 do not pay for MDGRU's small per-step convolutions.
+    """
+    wanted = os.environ.get("SCORE_THREADS")
+    threads = int(wanted) if wanted and wanted.isdigit() and int(wanted) > 0 else min(os.cpu_count() or 1, 4)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+# ---------------------------------------------------------------------------------------
+# Ensemble
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class Member:
+    """One ensemble member (usually trained on one rater): its networks and their metadata."""
+
+    name: str
+    networks: list[tuple[MDGRUNet, dict]]
+
+    @property
+    def pixel_size_mm(self) -> float:
+        return float(self.networks[0][1]["pixel_size_mm"])
+
+    @property
+    def crop_size_px(self) -> int:
+        return int(self.networks[0][1].get("crop_size_px", 0))
+
+
+@dataclass
+class Ensemble:
+    """Members plus an optional canal localiser, loaded from a model folder."""
+
+    members: list[Member]
+    localiser: tuple[MDGRUNet, dict] | None = None
+    folder: Path | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @classmethod
+    def load(cls, models: str | os.PathLike = "default", device: str = "cpu") -> "Ensemble":
+        """Load ``ensemble.json`` and its checkpoints from a folder or a named model set."""
+        folder = resolve_models(models)
+        spec_path = folder / ENSEMBLE_FILE
+        try:
+            spec = json.loads(spec_path.read_text(encoding="utf-8"))
+            member_specs = spec["members"]
+            if not member_specs:
+                raise ValueError("no members")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ScoreInputError(spec_path, f"not a valid ensemble description ({type(exc).__name__}: {exc})") \
+                from None
+        dev = pick_device(str(device))
+        members = []
+        for i, entry in enumerate(member_specs):
+            entry = entry if isinstance(entry, dict) else {"checkpoints": [entry]}
+            files = entry.get("checkpoints") or [entry.get("checkpoint")]
+            networks = [load_model(folder / str(f), dev) for f in files if f]
+            if not networks:
+                raise ScoreInputError(spec_path, f"member {i + 1} lists no checkpoint")
+            name = str(entry.get("name") or networks[0][1].get("name") or f"m{i + 1}")
+            members.append(Member(name=name, networks=networks))
+        localiser = None
+        if spec.get("localiser"):
+            localiser = load_model(folder / str(spec["localiser"]), dev)
+        return cls(members=members, localiser=localiser, folder=folder, device=dev)
+
+    def check_fits(self, scan: Scan) -> None:
+        """ScoreInputError when any network's input channels differ from the scan's images."""
+        for member in self.members:
+            for _, meta in member.networks:
+                check_fits_scan(meta, scan, self.folder)
+        if self.localiser is not None:
+            check_fits_scan(self.localiser[1], scan, self.folder)
+
+
+def make_untrained_ensemble(folder, n_members: int = 3, in_channels: int = 8, architecture=None,
+                            task: TaskConfig = DEFAULT_TASK, localiser: bool = True, seed: int = 0,
+                            pixel_size_mm: float = DEFAULT_PIXEL_SIZE_MM,
+                            crop_size_px: int = DEFAULT_CROP_SIZE_PX, tiny: bool = False) -> Path:
+    """Write an ensemble of randomly initialised models (for tests and benchmarks).
+
+    ``tiny=True`` uses a very small architecture and a 16-pixel crop so that tests run in
+    well under a second.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if architecture is None:
+        architecture = {"hidden": (4, 4), "fc": (6,), "kernel": 3} if tiny else DEFAULT_ARCHITECTURE
+    if tiny:
+        crop_size_px = min(crop_size_px, 16)
+    torch.manual_seed(seed)
+    members = []
+    for i in range(n_members):
+        name = f"m{i + 1}"
+        files = []
+        for network in task.networks:
+            net = MDGRUNet(in_channels, network.n_outputs, **architecture)
+            file = f"{name}_{network.name}.pt"
+            save_model(folder / file, net, {"name": name, "heads": list(network.heads),
+                                            "pixel_size_mm": pixel_size_mm, "crop_size_px": crop_size_px,
+                                            "training": {"untrained": True}})
+            files.append(file)
+        members.append({"name": name, "checkpoints": files})
+    spec = {"members": members, "localiser": None}
+    if localiser:
+        arch = {"hidden": (4,), "fc": (), "kernel": 3} if tiny else LOCALISER_ARCHITECTURE
+        net = MDGRUNet(in_channels, 2, **arch)
+        save_model(folder / "localiser.pt", net, {"name": "localiser", "heads": list(LOCALISER_TASK.networks[0].heads),
+                                                  "pixel_size_mm": LOCALISER_PIXEL_SIZE_MM, "crop_size_px": 0,
+                                                  "training": {"untrained": True}})
+        spec["localiser"] = "localiser.pt"
+    write_text_atomic(folder / ENSEMBLE_FILE, json.dumps(spec, indent=2))
+    return folder
+
+
+# ---------------------------------------------------------------------------------------
+# Segmenting one scan
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class SegmentationResult:
+    """What :func:`segment_scan` returns.
+
+    Attributes
+    ----------
+    consensus : LabelMap
+        Majority vote of the members (``who = "score"``), nesting applied.
+    members : dict name -> LabelMap
+        Each member's own labels (filled when ``members_out``; always used for the vote).
+    disagreement : float32 [S, H, W]
+        Fraction of members whose label differs from the consensus.
+    centres : [S, 2]
+        Canal centres used for the crops (native row, col).
+    timing : dict
+        Seconds: ``localise``, ``members`` (all networks), ``vote``, ``total``, ``per_slice``.
+    """
+
+    consensus: LabelMap
+    members: dict[str, LabelMap]
+    disagreement: np.ndarray
+    centres: np.ndarray
+    timing: dict
+
+
+def _member_labels(member: Member, scan: Scan, normalised: np.ndarray, centres: np.ndarray,
+                   device: torch.device) -> Generator[int, None, LabelMap]:
+    """Run a member's networks slice by slice; yield after each slice; return its LabelMap."""
+    grids = [model_grid(scan.pixel_spacing, scan.shape_hw, tuple(c), member.pixel_size_mm,
+                        member.crop_size_px) for c in centres]
+    crops = torch.from_numpy(sample_crops(normalised, grids)).to(device)
+    dseg = np.zeros(scan.label_shape, np.uint8)
+    lesion = np.zeros(scan.label_shape, np.uint8)
+    heads = [h for _, meta in member.networks for h in head_specs(meta)]
+    for s, grid in enumerate(grids):
+        probs = {}
+        with torch.inference_mode():
+            for model, meta in member.networks:
+                logits = model(crops[s:s + 1])[0]
+                start = 0
+                for head in head_specs(meta):
+                    part = torch.softmax(logits[start:start + head.n_classes].float(), dim=0).cpu().numpy()
+                    probs[head.name] = to_native(part, grid, scan.shape_hw, outside_class=0)
+                    start += head.n_classes
+        dseg[s], slice_lesion = labels_from_probabilities(probs, heads)
+        if slice_lesion is not None:
+            lesion[s] = slice_lesion
+        yield s
+    has_lesion = any(h.kind == "lesion" for h in heads)
+    return LabelMap(dseg=dseg, lesion=lesion if has_lesion else None,
+                    labelled={"canal", "cord", "gm", "horns"} | ({"lesion"} if has_lesion else set()),
+                    who="model" + re.sub(r"[^A-Za-z0-9]", "", member.name))
+
+
+def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
+                 members_out: bool = False) -> Generator[Progress, None, SegmentationResult]:
+    """Segment one scan with every member and vote; yields one Progress per member slice.
+
+    Parameters
+    ----------
+    scan : Scan
+    ensemble : Ensemble
+    device : str, optional
+        Defaults to the device the ensemble was loaded on.
+    members_out : bool
+        Keep each member's LabelMap in the result (they are computed anyway).
+
+    Raises
+    ------
+    ScoreInputError
+        When a model does not fit the scan (number of images).
+    """
+    started = time.monotonic()
+    ensemble.check_fits(scan)
+    dev = pick_device(device) if device is not None else ensemble.device
+    configure_threads()
+    total = scan.n_slices * len(ensemble.members)
+    yield Progress(0, total, f"{scan.stem}: finding the canal", started)
+    normalised = zscore_slices(scan.images)
+    centres = find_canal(scan, ensemble.localiser, normalised, dev)
+    t_localised = time.monotonic()
+    member_maps: dict[str, LabelMap] = {}
+    done = 0
+    for member in ensemble.members:
+        job = _member_labels(member, scan, normalised, centres, dev)
+        try:
+            while True:
+                s = next(job)
+                done += 1
+                yield Progress(done, total, f"{scan.stem}: model {member.name} slice {s + 1}/{scan.n_slices}",
+                               started)
+        except StopIteration as stop:
+            member_maps[_unique(member.name, member_maps)] = stop.value
+    t_members = time.monotonic()
+    maps = list(member_maps.values())
+    consensus = majority_vote(maps, who="score") if len(maps) > 1 else _relabel(maps[0], "score")
+    disagreement = disagreement_map(maps, consensus)
+    finished = time.monotonic()
+    timing = {"localise": t_localised - started, "members": t_members - t_localised,
+              "vote": finished - t_members, "total": finished - started,
+              "per_slice": (finished - started) / max(scan.n_slices, 1)}
+    return SegmentationResult(consensus=consensus, members=member_maps if members_out else {},
+                              disagreement=disagreement, centres=centres, timing=timing)
+
+
+def _unique(name: str, taken: dict) -> str:
+    candidate, i = name, 2
+    while candidate in taken:
+        candidate, i = f"{name}{i}", i + 1
+    return candidate
+
+
+def _relabel(label_map: LabelMap, who: str) -> LabelMap:
+    return LabelMap(dseg=label_map.dseg, lesion=label_map.lesion, labelled=set(label_map.labelled), who=who)
+
+
+# ---------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------
+
+def disagreement_path(out_dir, stem: str) -> Path:
+    return Path(out_dir) / f"{stem}_desc-score_disagreement.nii.gz"
+
+
+def write_disagreement(scan: Scan, disagreement: np.ndarray, out_dir) -> Path:
+    """The disagreement map as float32 NIfTI on the scan's grid and affine."""
+    path = disagreement_path(out_dir, scan.stem)
+    img = nifti_for(scan, scan.to_file_grid(disagreement.astype(np.float32)), np.float32)
+    img.header.set_zooms(tuple(img.header.get_zooms()[:3]))
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    return path
+
+
+def write_result(scan: Scan, result: SegmentationResult, out_dir, members: bool = False,
+                 disagreement: bool = False) -> dict[str, Path]:
+    """Write the contract's files for one scan; returns ``{kind: path}``."""
+    out_dir = Path(out_dir)
+    written = {f"score_{k}": v for k, v in write_labels(scan, result.consensus, out_dir, "score").items()}
+    table = areas_table(result.consensus.dseg, result.consensus.lesion, scan.pixel_area_mm2,
+                        subject=scan.subject or "", session=scan.session or "", scan=scan.stem,
+                        source="score", levels=scan.levels, labelled=result.consensus.labelled)
+    areas_path = out_dir / f"{scan.stem}_areas.csv"
+    write_areas_csv(table, areas_path)
+    written["areas"] = areas_path
+    if members:
+        for label_map in result.members.values():
+            for kind, path in write_labels(scan, label_map, out_dir, label_map.who).items():
+                written[f"{label_map.who}_{kind}"] = path
+    if disagreement:
+        written["disagreement"] = write_disagreement(scan, result.disagreement, out_dir)
+    return written
+
+
+def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "default", device: str = "cpu",
+                  members: bool = False, disagreement: bool = False) -> Generator[Progress, None, list[dict]]:
+    """Segment scan files and write ``<stem>_desc-score_dseg/lesion.nii.gz`` and ``<stem>_areas.csv``.
+
+    Also ``<stem>_desc-model<NAME>_dseg/lesion.nii.gz`` per member (``members``) and
+    ``<stem>_desc-score_disagreement.nii.gz`` (``disagreement``). Every scan is read and
+    checked against the models before anything is computed, so a bad file stops the run
+    before any output is written. Returns one ``{kind: path}`` per scan (plus ``timing``).
+    """
+    started = time.monotonic()
+    ensemble = models if isinstance(models, Ensemble) else Ensemble.load(models, device)
+    scans = [read_scan(p) for p in paths]
+    for scan in scans:
+        ensemble.check_fits(scan)
+    total = sum(s.n_slices for s in scans) * len(ensemble.members)
+    done, outputs = 0, []
+    for scan in scans:
+        job = segment_scan(scan, ensemble, device, members_out=members)
+        try:
+            while True:
+                step = next(job)
+                yield Progress(done + step.done, total, step.message, started)
+        except StopIteration as stop:
+            result = stop.value
+        done += scan.n_slices * len(ensemble.members)
+        written = write_result(scan, result, out_dir, members=members, disagreement=disagreement)
+        outputs.append({**written, "timing": result.timing})
+    return outputs
