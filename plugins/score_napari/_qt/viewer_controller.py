@@ -1,0 +1,818 @@
+"""Multi-pane AMIRA viewer: every inversion image and average side by side, labels over all.
+
+napari 0.9 draws each layer in one grid cell only, so :class:`ScoreViewer` puts ONE
+canvas in grid mode and gives every pane its own layers, ``[image, heat maps...,
+reference contours..., labels]``. The labels layer of every pane wraps the SAME numpy
+array (``overlay``: the dseg with lesions shown as :data:`LESION_VALUE`), so nothing is
+copied. One of them, the *master*, is editable and active: mouse strokes from any cell
+reach it in shared world coordinates, write the shared array, and the changed region is
+pushed to the other copies while the stroke runs.
+
+Painting goes through :meth:`ScoreViewer._paint_masked`, which replaces the master's
+``_apply_mask_to_data`` (the one place napari's brush, fill and polygon write). That is
+where nesting-aware painting restricts the mask before anything is written, where
+lesions are kept apart from the tissue class under them, and where the viewer's own
+undo history (across structures and programmatic edits) is recorded.
+
+Examples
+--------
+>>> import numpy as np
+>>> overlay, under = compose_overlay(np.array([[2, 3]], np.uint8), np.array([[0, 1]], np.uint8))
+>>> overlay.tolist(), under.tolist()
+([[2, 7]], [[2, 3]])
+>>> split_overlay(overlay, under)[0].tolist()
+[[2, 3]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from psygnal import Signal
+
+from score_gui import labels as lab
+from score_gui.labels import LESION_VALUE, LabelMap
+from score_gui.scan import Scan
+
+TOOLS = {"brush": "paint", "eraser": "erase", "fill": "fill", "polygon": "polygon",
+         "pan": "pan_zoom", "pick": "pick"}
+"""Tool names of :meth:`ScoreViewer.set_tool` and the napari Labels mode each one uses."""
+
+LAYOUTS = ("all", "working", "single")
+WORKING_PANES = ("1-5", "6-8")
+"""The averages raters work on: 1-5 (GM/WM contrast) and 6-8 (cord/CSF contrast)."""
+
+PANE_TITLES = {"1-5": "avg TI1-5 (GM/WM)", "6-8": "avg TI6-8 (cord/CSF)", "all": "avg all"}
+
+# Which LabelledStructures key a painted value adds (contract section 2).
+_VALUE_TO_STRUCTURE = {lab.CSF: "canal", lab.WM: "cord", lab.GM: "gm", lab.ANTERIOR_HORNS: "horns",
+                       lab.POSTERIOR_HORNS: "horns", lab.GRAY_COMMISSURE: "horns",
+                       LESION_VALUE: "lesion"}
+
+REFERENCE_COLORS = ("#00e5ff", "#ff4fd8", "#b6ff3b", "#ffffff", "#ff9f1a")
+"""One contour colour per reference rater, chosen to stand apart from the label colours."""
+
+FILLED_OPACITY = 0.45
+
+
+def compose_overlay(dseg: np.ndarray, lesion: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Dseg + lesion map -> (overlay with lesions as 7, tissue class under every voxel)."""
+    dseg = np.asarray(dseg, np.uint8)
+    overlay = dseg.copy()
+    if lesion is not None:
+        overlay[np.asarray(lesion) > 0] = LESION_VALUE
+    return overlay, dseg.copy()
+
+
+def split_overlay(overlay: np.ndarray, under: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Overlay (lesions as 7) + tissue under lesions -> (dseg, lesion)."""
+    is_lesion = overlay == LESION_VALUE
+    dseg = np.where(is_lesion, under, overlay).astype(np.uint8)
+    return dseg, is_lesion.astype(np.uint8)
+
+
+def labels_colormap(opaque_background: bool = False):
+    """napari colormap with the contract colours (:data:`score_gui.labels.LABEL_COLORS`)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors = {value: hex_to_rgba(color) for value, color in lab.LABEL_COLORS.items()}
+    if not opaque_background:
+        colors[0] = np.zeros(4)
+    colors[None] = np.zeros(4)
+    return DirectLabelColormap(color_dict=colors)
+
+
+def single_color_colormap(color: str):
+    """Every non-zero value in one colour (reference raters' contours)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    rgba = hex_to_rgba(color)
+    colors = {value: rgba for value in range(1, LESION_VALUE + 1)}
+    colors[0] = np.zeros(4)
+    colors[None] = np.zeros(4)
+    return DirectLabelColormap(color_dict=colors)
+
+
+def hex_to_rgba(color: str) -> np.ndarray:
+    """``'#rrggbb'`` -> RGBA floats.
+
+    Examples
+    --------
+    >>> hex_to_rgba("#ff0000").tolist()
+    [1.0, 0.0, 0.0, 1.0]
+    """
+    color = color.lstrip("#")
+    return np.array([int(color[i:i + 2], 16) / 255 for i in (0, 2, 4)] + [1.0])
+
+
+def display_range(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+    """Contrast limits from percentiles (robust to a few bright vessels or fat voxels).
+
+    Examples
+    --------
+    >>> display_range(np.arange(1001, dtype=np.float32))
+    (5.0, 995.0)
+    """
+    sample = np.asarray(image)
+    if sample.ndim >= 2 and sample.size > 200_000:
+        sample = sample[..., ::2, ::2]
+    lo, hi = (float(v) for v in np.percentile(sample, [low, high]))
+    if not hi > lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+@dataclass
+class Pane:
+    """One grid cell: an image, its labels copy, reference contours and heat maps."""
+
+    key: str
+    title: str
+    image: object
+    labels: object
+    references: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+
+    def layers(self) -> list:
+        return [self.image, *self.extras.values(), *self.references.values(), self.labels]
+
+
+@dataclass
+class _Edit:
+    """One change of the shared arrays inside a box: values before and after."""
+
+    key: tuple
+    old_overlay: np.ndarray
+    new_overlay: np.ndarray
+    old_under: np.ndarray
+    new_under: np.ndarray
+
+
+class ScoreViewer:
+    """AMIRA panes with shared, editable labels in one napari viewer.
+
+    The viewer's layer list belongs to this object: :meth:`load_scan` replaces whatever
+    was there.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer to drive (napari's own window or one embedded in SCORE Studio).
+
+    Attributes
+    ----------
+    labels_changed : psygnal.Signal
+        Emitted after every stroke, fill, polygon, undo, redo, copy and :meth:`set_labels`.
+    slice_changed : psygnal.Signal(int)
+        Emitted with the new slice index.
+    scan_loaded : psygnal.Signal
+        Emitted after :meth:`load_scan`.
+    """
+
+    labels_changed = Signal()
+    slice_changed = Signal(int)
+    scan_loaded = Signal()
+    tool_changed = Signal(str)
+    label_value_changed = Signal(int)
+    brush_size_changed = Signal(int)
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.scan: Scan | None = None
+        self.panes: list[Pane] = []
+        self.overlay: np.ndarray | None = None     # shown values, lesions as 7 (shared by all copies)
+        self.under: np.ndarray | None = None       # tissue class, meaningful under lesion voxels
+        self._labelled: set[str] = set(lab.LABELLED_STRUCTURE_KEYS)
+        self._who = ""
+        self._master = None
+        self._layout = "all"
+        self._single_pane: str | None = None
+        self._contours = False
+        self._labels_visible = True
+        self._reference_visible: dict[str, bool] = {}
+        self._reference_maps: dict[str, np.ndarray] = {}
+        self._extra_visible: dict[str, bool] = {}
+        self._extra_arrays: dict[str, np.ndarray] = {}
+        self._label_value = lab.WM
+        self._tool = "brush"
+        self._brush_size = 5
+        self.nesting_aware = True
+        self._staged: list[_Edit] = []
+        self._undo_stack: list[list[_Edit]] = []
+        self._redo_stack: list[list[_Edit]] = []
+        self._pending_key: tuple | None = None
+        self._recompute_master = False
+        self._flushing = False
+        self._last_slice = -1
+        self.history_limit = 100
+        viewer.dims.events.current_step.connect(self._on_step)
+
+    # ------------------------------------------------------------------------------------
+    # Loading
+    # ------------------------------------------------------------------------------------
+    def pane_images(self, scan: Scan) -> list[tuple[str, str, np.ndarray]]:
+        """``(key, title, [S, H, W] image)`` per pane: inversion images, then the averages."""
+        if scan.n_images == 1:
+            return [("image", scan.image_titles()[0], scan.images[:, 0])]
+        panes = [(f"TI{i + 1}", title, scan.images[:, i]) for i, title in enumerate(scan.image_titles())]
+        for key, image in scan.averages().items():
+            panes.append((key, PANE_TITLES.get(key, f"avg {key}"), image))
+        return panes
+
+    def load_scan(self, scan: Scan, labels: LabelMap | None = None) -> None:
+        """Show ``scan`` (one pane per image and average) with empty or given labels."""
+        self.scan = scan
+        self.overlay = np.zeros(scan.label_shape, np.uint8)
+        self.under = np.zeros(scan.label_shape, np.uint8)
+        self._reference_maps.clear()
+        self._reference_visible.clear()
+        self._extra_arrays.clear()
+        self._extra_visible.clear()
+        self._build_layers(scan)
+        self._single_pane = "1-5" if scan.is_amira else self.panes[0].key
+        self._layout = "all"
+        self._apply_layout()
+        if labels is not None:
+            self.set_labels(labels)
+        else:
+            self._labelled = set()
+            self._who = ""
+            self._clear_history()
+        self.viewer.dims.set_current_step(0, scan.n_slices // 2)
+        self.viewer.reset_view()
+        self.scan_loaded.emit()
+
+    def _build_layers(self, scan: Scan) -> None:
+        from napari.layers import Image, Labels
+
+        self.viewer.layers.clear()
+        self.panes = []
+        scale = (1.0, *scan.pixel_spacing)
+        cmap = labels_colormap()
+        new_layers = []
+        for key, title, image in self.pane_images(scan):
+            image_layer = Image(image, name=title, colormap="gray", scale=scale,
+                                contrast_limits=display_range(image),
+                                metadata={"score_pane": key, "score_role": "image"})
+            image_layer.name_overlay.visible = True
+            image_layer.name_overlay.font_size = 11
+            labels_layer = Labels(self.overlay, name=f"labels {title}", scale=scale, colormap=cmap,
+                                  opacity=FILLED_OPACITY,
+                                  metadata={"score_pane": key, "score_role": "labels",
+                                            "score_scan": scan, "score_tissue": self.under})
+            self._prepare_labels_layer(labels_layer)
+            self.panes.append(Pane(key, title, image_layer, labels_layer))
+            new_layers += [image_layer, labels_layer]
+        self.viewer.layers.extend(new_layers)
+        self._update_stride()
+        self._apply_contours()
+
+    def _prepare_labels_layer(self, layer) -> None:
+        """Route this copy's painting, undo and events through the viewer."""
+        layer.editable = False
+        layer.brush_size = self._brush_size
+        layer.selected_label = self._label_value
+        layer._apply_mask_to_data = lambda data, mask, value, key, _layer=layer: \
+            self._paint_masked(_layer, data, mask, value, key)
+        layer.undo = self.undo
+        layer.redo = self.redo
+        layer.events.paint.connect(self._on_paint_finished)
+        layer.events.labels_update.connect(lambda event, _layer=layer: self._on_labels_update(_layer))
+        for key, action in self.key_actions().items():
+            layer.bind_key(key, lambda _layer, _action=action: _action(), overwrite=True)
+
+    def key_actions(self) -> dict:
+        """Keys of the labels layers (they override napari's 1-7 mode keys) and their actions."""
+        actions = {str(v): (lambda v=v: self.set_label_value(v)) for v in range(1, LESION_VALUE + 1)}
+        actions.update({
+            "B": lambda: self.set_tool("brush"), "E": lambda: self.set_tool("eraser"),
+            "F": lambda: self.set_tool("fill"), "G": lambda: self.set_tool("polygon"),
+            "[": lambda: self.set_brush_size(self._brush_size - 1),
+            "]": lambda: self.set_brush_size(self._brush_size + 1),
+            "C": lambda: self.copy_from_neighbour(-1), "Shift-C": lambda: self.copy_from_neighbour(+1),
+        })
+        return actions
+
+    def _update_stride(self) -> None:
+        grid = self.viewer.canvas.grid
+        grid.stride = len(self.panes[0].layers()) if self.panes else 1
+
+    # ------------------------------------------------------------------------------------
+    # Labels in and out
+    # ------------------------------------------------------------------------------------
+    def set_labels(self, label_map: LabelMap) -> None:
+        """Show ``label_map`` on every pane (in place: the copies keep sharing the array)."""
+        self._require_scan()
+        if label_map.dseg.shape != self.overlay.shape:
+            raise ValueError(f"labels of shape {label_map.dseg.shape} do not fit the scan "
+                             f"{self.overlay.shape}")
+        overlay, under = compose_overlay(label_map.dseg, label_map.lesion)
+        self.overlay[...] = overlay
+        self.under[...] = under
+        self._labelled = set(label_map.labelled)
+        self._who = label_map.who
+        self._clear_history()
+        self._refresh_all()
+        self.labels_changed.emit()
+
+    def get_labels(self) -> LabelMap:
+        """The labels as drawn: dseg and lesion map (split back from the overlay)."""
+        self._require_scan()
+        dseg, lesion = split_overlay(self.overlay, self.under)
+        labelled = set(self._labelled)
+        if lesion.any():
+            labelled.add("lesion")
+        return LabelMap(dseg=dseg, lesion=lesion if "lesion" in labelled else None,
+                        labelled=labelled, who=self._who)
+
+    def clear_labels(self) -> None:
+        """Erase every label (undoable)."""
+        self._require_scan()
+        key = tuple(slice(0, n) for n in self.overlay.shape)
+        self._apply_edit(key, np.zeros_like(self.overlay), np.zeros_like(self.under))
+
+    # ------------------------------------------------------------------------------------
+    # Painting (called by napari inside the master's brush / fill / polygon)
+    # ------------------------------------------------------------------------------------
+    def _paint_masked(self, layer, data, mask, value, key):
+        """Replacement of ``Labels._apply_mask_to_data`` for the shared overlay.
+
+        ``data`` is the overlay inside box ``key`` (a view), ``mask`` what napari would
+        paint with ``value``. Returns the voxels whose shown value changed (napari uses
+        it to update its caches), or None.
+        """
+        mask = np.asarray(mask, bool)
+        under = self.under[key]
+        old_overlay, old_under = data.copy(), under.copy()
+        new_overlay, new_under = old_overlay.copy(), old_under.copy()
+        tissue = np.where(old_overlay == LESION_VALUE, old_under, old_overlay)
+        if value == 0:
+            if layer.selected_label == LESION_VALUE:
+                # The eraser with "lesion" selected removes lesions only; tissue shows again.
+                lesion_hit = mask & (old_overlay == LESION_VALUE)
+                new_overlay[lesion_hit] = old_under[lesion_hit]
+            else:
+                new_overlay[mask] = 0
+                new_under[mask] = 0
+        else:
+            if self.nesting_aware:
+                mask = mask & lab.constrain_paint(tissue, value)
+            if value == LESION_VALUE:
+                mark = mask & (old_overlay != LESION_VALUE)
+                new_under[mark] = old_overlay[mark]
+                new_overlay[mark] = LESION_VALUE
+            else:
+                # Lesions stay on top; painting tissue there sets the class under them.
+                under_lesion = mask & (old_overlay == LESION_VALUE)
+                new_under[under_lesion] = value
+                plain = mask & (old_overlay != LESION_VALUE)
+                new_overlay[plain] = value
+                new_under[plain] = value
+        shown = new_overlay != old_overlay
+        if not shown.any() and np.array_equal(new_under, old_under):
+            return None
+        if value == 0 and layer.selected_label == LESION_VALUE:
+            self._recompute_master = True  # napari colours the whole mask as background
+        layer._save_history(layer._history_atom_for_mask_paint(key, old_overlay, shown, value))
+        data[shown] = new_overlay[shown]
+        under[...] = new_under
+        self._staged.append(_Edit(key, old_overlay, new_overlay, old_under, new_under))
+        if value:
+            self._labelled.add(_VALUE_TO_STRUCTURE[value])
+        self._pending_key = key if self._pending_key is None else _union(self._pending_key, key)
+        return shown if shown.any() else None
+
+    def _on_labels_update(self, layer) -> None:
+        """During a stroke: push the region the master just changed to every other copy."""
+        if self._flushing or layer is not self._master or self._pending_key is None:
+            return
+        key, self._pending_key = self._pending_key, None
+        recompute_master, self._recompute_master = self._recompute_master, False
+        self._flushing = True
+        try:
+            for pane in self.panes:
+                if pane.labels is not self._master or recompute_master:
+                    refresh_labels_region(pane.labels, key)
+        finally:
+            self._flushing = False
+
+    def _on_paint_finished(self, event=None) -> None:
+        """A stroke, fill or polygon ended: one undo step, listeners told."""
+        if self._master is not None:
+            self._master._undo_history.clear()   # the viewer keeps its own history
+            self._master._redo_history.clear()
+        if not self._staged:
+            return
+        self._push_undo(self._staged)
+        self._staged = []
+        self.labels_changed.emit()
+
+    def _push_undo(self, edits: list[_Edit]) -> None:
+        self._undo_stack.append(edits)
+        del self._undo_stack[:-self.history_limit]
+        self._redo_stack.clear()
+
+    def _apply_edit(self, key: tuple, new_overlay: np.ndarray, new_under: np.ndarray) -> None:
+        """A programmatic, undoable change of the box ``key``."""
+        edit = _Edit(key, self.overlay[key].copy(), np.asarray(new_overlay, np.uint8).copy(),
+                     self.under[key].copy(), np.asarray(new_under, np.uint8).copy())
+        self.overlay[key] = edit.new_overlay
+        self.under[key] = edit.new_under
+        self._push_undo([edit])
+        self._refresh_region(key)
+        self.labels_changed.emit()
+
+    def undo(self) -> None:
+        """Undo the last stroke, fill, polygon or copy (whatever structure it touched)."""
+        self._replay(self._undo_stack, self._redo_stack, undoing=True)
+
+    def redo(self) -> None:
+        self._replay(self._redo_stack, self._undo_stack, undoing=False)
+
+    def _replay(self, source: list, target: list, undoing: bool) -> None:
+        if not source or self.overlay is None:
+            return
+        edits = source.pop()
+        for edit in (reversed(edits) if undoing else edits):
+            self.overlay[edit.key] = edit.old_overlay if undoing else edit.new_overlay
+            self.under[edit.key] = edit.old_under if undoing else edit.new_under
+        target.append(edits)
+        key = edits[0].key
+        for edit in edits[1:]:
+            key = _union(key, edit.key)
+        self._refresh_region(key)
+        self.labels_changed.emit()
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo_stack)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo_stack)
+
+    def _clear_history(self) -> None:
+        self._undo_stack.clear()
+        self._redo_stack.clear()
+        self._staged = []
+
+    def copy_from_neighbour(self, direction: int = -1) -> bool:
+        """Copy the labels of the slice above (-1) or below (+1) into the current slice.
+
+        Returns False (and changes nothing) when there is no such slice.
+        """
+        self._require_scan()
+        if direction not in (-1, 1):
+            raise ValueError("direction must be -1 or +1")
+        target = self.current_slice
+        source = target + direction
+        if not 0 <= source < self.overlay.shape[0]:
+            return False
+        key = (slice(target, target + 1), slice(0, self.overlay.shape[1]), slice(0, self.overlay.shape[2]))
+        self._apply_edit(key, self.overlay[source:source + 1], self.under[source:source + 1])
+        return True
+
+    # ------------------------------------------------------------------------------------
+    # Refreshing the copies
+    # ------------------------------------------------------------------------------------
+    def _refresh_region(self, key: tuple) -> None:
+        for pane in self.panes:
+            refresh_labels_region(pane.labels, key)
+
+    def _refresh_all(self) -> None:
+        for pane in self.panes:
+            pane.labels.refresh()
+
+    # ------------------------------------------------------------------------------------
+    # Tools
+    # ------------------------------------------------------------------------------------
+    @property
+    def master(self):
+        """The editable labels layer (the one of the first pane shown)."""
+        return self._master
+
+    @property
+    def label_value(self) -> int:
+        return self._label_value
+
+    def set_label_value(self, value: int) -> None:
+        """Structure to paint: 1 canal/CSF, 2 cord/WM, 3 GM, 4/5 horns, 6 commissure, 7 lesion."""
+        value = int(value)
+        if not 1 <= value <= LESION_VALUE:
+            raise ValueError(f"label value {value} outside 1..{LESION_VALUE}")
+        self._label_value = value
+        for pane in self.panes:
+            pane.labels.selected_label = value
+        if self._tool == "eraser":
+            self.set_tool("brush")
+        self.label_value_changed.emit(value)
+
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    def set_tool(self, tool: str) -> None:
+        """``brush``, ``eraser``, ``fill``, ``polygon`` (or ``pan``, ``pick``)."""
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}; one of {sorted(TOOLS)}")
+        self._tool = tool
+        if self._master is not None:
+            self.viewer.layers.selection.active = self._master
+            self._master.mode = TOOLS[tool]
+        self.tool_changed.emit(tool)
+
+    @property
+    def brush_size(self) -> int:
+        return self._brush_size
+
+    def set_brush_size(self, size: int) -> None:
+        self._brush_size = max(1, int(size))
+        for pane in self.panes:
+            pane.labels.brush_size = self._brush_size
+        self.brush_size_changed.emit(self._brush_size)
+
+    # ------------------------------------------------------------------------------------
+    # Display options
+    # ------------------------------------------------------------------------------------
+    @property
+    def contours(self) -> bool:
+        """Labels drawn as contours (True) or filled (False)."""
+        return self._contours
+
+    @contours.setter
+    def contours(self, value: bool) -> None:
+        self._contours = bool(value)
+        self._apply_contours()
+
+    def _apply_contours(self) -> None:
+        for pane in self.panes:
+            pane.labels.contour = 1 if self._contours else 0
+            pane.labels.opacity = self._labels_opacity()
+
+    def _labels_opacity(self) -> float:
+        if not self._labels_visible:
+            return 0.0
+        return 1.0 if self._contours else FILLED_OPACITY
+
+    @property
+    def labels_visible(self) -> bool:
+        return self._labels_visible
+
+    @labels_visible.setter
+    def labels_visible(self, value: bool) -> None:
+        # Opacity, not visibility: a hidden master would stop being sliced and painted.
+        self._labels_visible = bool(value)
+        self._apply_contours()
+
+    # ------------------------------------------------------------------------------------
+    # Reference raters and heat maps
+    # ------------------------------------------------------------------------------------
+    def add_reference_labels(self, who: str, label_map: LabelMap) -> None:
+        """Show another rater's labels as read-only contours in one colour on every pane."""
+        from napari.layers import Labels
+
+        self._require_scan()
+        overlay, _ = compose_overlay(label_map.dseg, label_map.lesion)
+        if overlay.shape != self.overlay.shape:
+            raise ValueError(f"reference labels of shape {overlay.shape} do not fit the scan")
+        if who in self._reference_maps:
+            self._reference_maps[who][...] = overlay
+            for pane in self.panes:
+                pane.references[who].refresh()
+            return
+        self._reference_maps[who] = overlay
+        self._reference_visible[who] = True
+        color = REFERENCE_COLORS[(len(self._reference_maps) - 1) % len(REFERENCE_COLORS)]
+        cmap = single_color_colormap(color)
+        scale = (1.0, *self.scan.pixel_spacing)
+
+        def make(pane):
+            layer = Labels(overlay, name=f"{who} {pane.title}", scale=scale, colormap=cmap,
+                           opacity=0.9, metadata={"score_pane": pane.key, "score_role": "reference",
+                                                  "score_who": who, "score_color": color})
+            layer.contour = 1
+            layer.editable = False
+            return layer
+
+        self._insert_per_pane(lambda pane: pane.references, who, make)
+
+    def remove_reference_labels(self, who: str) -> None:
+        if who not in self._reference_maps:
+            return
+        self._remove_per_pane(lambda pane: pane.references, who)
+        del self._reference_maps[who]
+        del self._reference_visible[who]
+
+    def set_reference_visible(self, who: str, visible: bool) -> None:
+        self._reference_visible[who] = bool(visible)
+        self._apply_layout()
+
+    @property
+    def references(self) -> list[str]:
+        return list(self._reference_maps)
+
+    def reference_color(self, who: str) -> str:
+        return self.panes[0].references[who].metadata["score_color"]
+
+    def add_overlay(self, name: str, array: np.ndarray, colormap: str = "inferno",
+                    opacity: float = 0.6) -> None:
+        """A float map (e.g. ensemble disagreement ``[S, H, W]``) under the labels of every pane."""
+        from napari.layers import Image
+
+        self._require_scan()
+        array = np.asarray(array, np.float32)
+        if array.shape != self.overlay.shape:
+            raise ValueError(f"overlay of shape {array.shape} does not fit the scan {self.overlay.shape}")
+        high = float(np.nanmax(array)) if np.isfinite(array).any() else 1.0
+        limits = (0.0, high if high > 0 else 1.0)
+        if name in self._extra_arrays:
+            self._extra_arrays[name][...] = array
+            for pane in self.panes:
+                pane.extras[name].contrast_limits = limits
+                pane.extras[name].refresh()
+            return
+        self._extra_arrays[name] = array
+        self._extra_visible[name] = True
+        scale = (1.0, *self.scan.pixel_spacing)
+
+        def make(pane):
+            return Image(array, name=f"{name} {pane.title}", scale=scale, colormap=colormap,
+                         opacity=opacity, blending="additive", contrast_limits=limits,
+                         metadata={"score_pane": pane.key, "score_role": "overlay", "score_name": name})
+
+        self._insert_per_pane(lambda pane: pane.extras, name, make)
+
+    def remove_overlay(self, name: str) -> None:
+        if name not in self._extra_arrays:
+            return
+        self._remove_per_pane(lambda pane: pane.extras, name)
+        del self._extra_arrays[name]
+        del self._extra_visible[name]
+
+    def set_overlay_visible(self, name: str, visible: bool) -> None:
+        self._extra_visible[name] = bool(visible)
+        self._apply_layout()
+
+    def _insert_per_pane(self, group, name, make) -> None:
+        # From the last pane back, so earlier indices stay valid; each goes under the labels.
+        for pane in reversed(self.panes):
+            layer = make(pane)
+            index = self.viewer.layers.index(pane.labels)
+            self.viewer.layers.insert(index, layer)
+            group(pane)[name] = layer
+        self._update_stride()
+        self._apply_layout()
+        self._select_master()
+
+    def _remove_per_pane(self, group, name) -> None:
+        for pane in self.panes:
+            layer = group(pane).pop(name)
+            self.viewer.layers.remove(layer)
+        self._update_stride()
+        self._apply_layout()
+        self._select_master()
+
+    # ------------------------------------------------------------------------------------
+    # Layout, slice, camera
+    # ------------------------------------------------------------------------------------
+    @property
+    def layout(self) -> str:
+        return self._layout
+
+    def set_layout(self, preset: str, pane: str | None = None) -> None:
+        """``all`` (grid of every pane), ``working`` (avg 1-5 and 6-8), ``single`` (one pane).
+
+        ``pane`` picks the pane of ``single`` (a key such as ``"1-5"``, ``"TI3"``, ``"all"``).
+        """
+        if preset not in LAYOUTS:
+            raise ValueError(f"unknown layout {preset!r}; one of {LAYOUTS}")
+        if pane is not None:
+            if pane not in self.pane_keys:
+                raise ValueError(f"unknown pane {pane!r}; one of {self.pane_keys}")
+            self._single_pane = pane
+        self._layout = preset
+        self._apply_layout()
+        self.viewer.reset_view()
+
+    @property
+    def pane_keys(self) -> list[str]:
+        return [pane.key for pane in self.panes]
+
+    def visible_panes(self) -> list[Pane]:
+        if self._layout == "all" or not self.panes:
+            return list(self.panes)
+        if self._layout == "working":
+            working = [p for p in self.panes if p.key in WORKING_PANES]
+            return working or self.panes[:1]
+        return [p for p in self.panes if p.key == self._single_pane] or self.panes[:1]
+
+    def _apply_layout(self) -> None:
+        shown = {pane.key for pane in self.visible_panes()}
+        for pane in self.panes:
+            on = pane.key in shown
+            wanted = {pane.image: on, pane.labels: on}
+            wanted.update({layer: on and self._reference_visible.get(who, True)
+                           for who, layer in pane.references.items()})
+            wanted.update({layer: on and self._extra_visible.get(name, True)
+                           for name, layer in pane.extras.items()})
+            for layer, visible in wanted.items():
+                if layer.visible != visible:  # every change re-lays out the whole grid
+                    layer.visible = visible
+        grid = self.viewer.canvas.grid
+        if grid.enabled != (len(shown) > 1):
+            grid.enabled = len(shown) > 1
+        self._select_master()
+
+    def _select_master(self) -> None:
+        """The labels layer of the first visible pane becomes the editable, active one."""
+        visible = self.visible_panes()
+        if not visible:
+            return
+        new = visible[0].labels
+        old = self._master
+        if old is not None and old is not new:
+            old.editable = False
+        self._master = new
+        new.editable = True
+        new.brush_size = self._brush_size
+        new.selected_label = self._label_value
+        self.viewer.layers.selection.active = new
+        new.mode = TOOLS[self._tool]
+
+    @property
+    def current_slice(self) -> int:
+        return int(self.viewer.dims.current_step[0])
+
+    def set_slice(self, index: int) -> None:
+        self._require_scan()
+        index = int(np.clip(index, 0, self.scan.n_slices - 1))
+        self.viewer.dims.set_current_step(0, index)
+
+    def _on_step(self, event=None) -> None:
+        index = self.current_slice
+        if index != self._last_slice:
+            self._last_slice = index
+            self.slice_changed.emit(index)
+
+    def cord_box(self, slice_index: int | None = None) -> tuple[float, float, float, float] | None:
+        """``(row0, col0, row1, col1)`` in pixels around the canal on a slice (any slice if
+        that one is empty), or None without labels."""
+        if self.overlay is None:
+            return None
+        s = self.current_slice if slice_index is None else slice_index
+        mask = self.overlay[s] > 0
+        if not mask.any():
+            mask = (self.overlay > 0).any(axis=0)
+        if not mask.any():
+            return None
+        rows, cols = np.nonzero(mask)
+        return float(rows.min()), float(cols.min()), float(rows.max() + 1), float(cols.max() + 1)
+
+    def zoom_to_cord(self, margin: float = 1.0, field_mm: float = 30.0) -> None:
+        """Centre and zoom every pane on the canal (labels' box plus ``margin`` of its size on
+        each side), or on the image centre with a ``field_mm`` field when there are no labels."""
+        self._require_scan()
+        dy, dx = self.scan.pixel_spacing
+        box = self.cord_box()
+        if box is None:
+            h, w = self.scan.shape_hw
+            centre = (h / 2 * dy, w / 2 * dx)
+            extent = (field_mm, field_mm)
+        else:
+            r0, c0, r1, c1 = box
+            centre = ((r0 + r1) / 2 * dy, (c0 + c1) / 2 * dx)
+            extent = ((r1 - r0) * dy * (1 + 2 * margin), (c1 - c0) * dx * (1 + 2 * margin))
+        rows, cols = self.viewer.canvas.grid.actual_shape(self.viewer.layers)
+        canvas_h, canvas_w = self.viewer.canvas.size
+        cell_h, cell_w = canvas_h / rows, canvas_w / cols
+        camera = self.viewer.scene.camera
+        camera.center = (camera.center[0], *centre) if len(camera.center) == 3 else centre
+        camera.zoom = float(min(cell_h / max(extent[0], 1e-3), cell_w / max(extent[1], 1e-3)))
+
+    def _require_scan(self) -> None:
+        if self.scan is None:
+            raise RuntimeError("no scan loaded: call load_scan first")
+
+
+def _union(a: tuple, b: tuple) -> tuple:
+    return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))
+
+
+def refresh_labels_region(layer, key: tuple) -> None:
+    """Redraw the part ``key`` (an N-D box) of a labels layer's current slice.
+
+    Costs about 0.1 ms per layer for a brush-sized box, against about 2 ms for a full
+    ``refresh()``; recomputes the colours (and contours) from the shared data.
+    """
+    if not layer.visible or not layer._slicing_state.loaded or layer._slice.empty:
+        return
+    layer._updated_slice = None
+    layer._accumulate_updated_slice(key)
+    dims = layer._slice_input.displayed
+    box = tuple(layer._updated_slice[d] for d in dims)
+    layer._updated_slice = None
+    raw = layer._slice.image.raw
+    colors = layer._raw_to_displayed(raw, data_slice=box)
+    layer._slice.image.view[box] = colors
+    layer.events.labels_update(data=colors, offset=[s.start for s in box])
