@@ -47,10 +47,21 @@ METRIC_COLUMNS = ["compartment", "slice", "level", "dice", "hausdorff_mm", "hd95
                   "area_truth_mm2", "area_diff_mm2", "area_diff_percent"]
 """Columns of the metrics table: per slice rows, then one ``slice = 'mean'`` row per compartment."""
 
+NORMAL_APPEARING = ("na_wm", "na_gm")
+"""Normal-appearing compartments (the compartment minus lesion voxels), for agreement studies."""
+
 # Which LabelledStructures key a compartment needs (partial label maps).
 _NEEDS = {"canal": {"canal"}, "cord": {"cord"}, "wm": {"cord", "gm"}, "gm": {"gm"},
           "anterior_horns": {"horns"}, "posterior_horns": {"horns"}, "gray_commissure": {"horns"},
-          "lesion": {"lesion"}}
+          "lesion": {"lesion"}, "na_wm": {"cord", "gm", "lesion"}, "na_gm": {"gm", "lesion"}}
+
+
+def compartment_mask(dseg: np.ndarray, name: str, lesion: np.ndarray | None = None) -> np.ndarray:
+    """Mask of a compartment, including normal-appearing ``na_wm``/``na_gm`` (minus lesion)."""
+    if name in NORMAL_APPEARING:
+        tissue = structure_mask(dseg, name[3:])
+        return tissue if lesion is None else tissue & ~(np.asarray(lesion) > 0)
+    return structure_mask(dseg, name, lesion)
 
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
@@ -113,8 +124,9 @@ def compare_labels(pred_dseg: np.ndarray, truth_dseg: np.ndarray, spacing, *,
     if pred_dseg.shape != truth_dseg.shape:
         raise ValueError(f"label maps differ in shape: {pred_dseg.shape} vs {truth_dseg.shape}")
     labelled = set(labelled) if labelled is not None else {"canal", "cord", "gm", "horns", "lesion"}
+    both_lesions = pred_lesion is not None and truth_lesion is not None
     wanted = [c for c in compartments if _NEEDS[c] <= labelled
-              and (c != "lesion" or (pred_lesion is not None and truth_lesion is not None))]
+              and (both_lesions or "lesion" not in _NEEDS[c])]
     n_slices = truth_dseg.shape[0]
     truth_labelled = truth_dseg.reshape(n_slices, -1).any(axis=1)
     if truth_lesion is not None:
@@ -124,8 +136,8 @@ def compare_labels(pred_dseg: np.ndarray, truth_dseg: np.ndarray, spacing, *,
         if not truth_labelled[s]:
             continue
         for name in wanted:
-            m_pred = structure_mask(pred_dseg[s], name, None if pred_lesion is None else pred_lesion[s])
-            m_truth = structure_mask(truth_dseg[s], name, None if truth_lesion is None else truth_lesion[s])
+            m_pred = compartment_mask(pred_dseg[s], name, None if pred_lesion is None else pred_lesion[s])
+            m_truth = compartment_mask(truth_dseg[s], name, None if truth_lesion is None else truth_lesion[s])
             rows.append({"compartment": name, "slice": s,
                          "level": levels[s] if levels and s < len(levels) else "",
                          **mask_metrics(m_pred, m_truth, spacing)})
@@ -155,7 +167,7 @@ def with_mean_rows(table: pd.DataFrame) -> pd.DataFrame:
     per_slice["n_slices"] = 1
     per_slice["n_undefined"] = per_slice["hausdorff_mm"].isna().astype(int)
     means = []
-    order = [c for c in COMPARTMENTS if c in set(per_slice["compartment"])]
+    order = [c for c in COMPARTMENTS + NORMAL_APPEARING if c in set(per_slice["compartment"])]
     for name in order:
         group = per_slice[per_slice["compartment"] == name]
         row = {"compartment": name, "slice": "mean", "level": "",
