@@ -12,7 +12,7 @@
 
 The consensus is ``desc-consensus`` when the study has it, otherwise the majority vote of
 the scan's raters (:func:`score_gui.consensus.majority_vote`: per structure, strict
-majority, nested) when there are at least two raters. Compartments: canal, cord, wm, gm,
+majority, nested) when there are at least three raters. Compartments: canal, cord, wm, gm,
 the horns, gray commissure, lesion, and normal-appearing ``na_wm``/``na_gm`` when both
 sides have lesion maps. A slice counts as failed (``qc_status = fail``) when QC failed it
 for either source; it stays in the table and is left out of :func:`agreement_summary`.
@@ -115,7 +115,7 @@ def scan_agreement(entry, qc=None, levels: list[str] | None = None) -> pd.DataFr
     for who in sources:
         maps[who], spacing, _affine = read_label_file(entry.dseg_path(who))
     raters = [maps[s] for s in sources if s.startswith("rater") and len(s) > 5]
-    if "consensus" not in maps and len(raters) >= 2:
+    if "consensus" not in maps and len(raters) >= 3:  # a "majority" of two is their intersection
         maps["consensus"] = consensus_of(raters)
     pairs = comparison_pairs(sorted(maps), "consensus" in maps)
     tables = []

@@ -141,9 +141,10 @@ def intersubject_rsd(long: pd.DataFrame, value: str = "area") -> tuple[float, in
         if len(group) >= 2:
             rsds.append(relative_sd(group[value]))
             counts.append(len(group))
-    if not rsds:
+    finite = [r for r in rsds if np.isfinite(r)]
+    if not finite:
         return float("nan"), 0
-    return float(np.nanmean(rsds)), int(round(np.mean(counts)))
+    return float(np.mean(finite)), int(round(np.mean(counts)))
 
 
 def feltz_miller(cvs, ns) -> tuple[float, float]:
@@ -194,8 +195,8 @@ def residual_normalise(long: pd.DataFrame, covariates: pd.DataFrame, covariate: 
     parts, fits = [], {}
     for name, frame in merged.groupby("compartment", sort=False):
         ctrl = controls[controls["compartment"] == name]
-        if ctrl["subject"].nunique() < 3:
-            continue
+        if ctrl["subject"].nunique() < 3 or not ctrl["area"].std() > 0:
+            continue  # too few controls, or a constant area (e.g. no lesions): nothing to fit
         slope, p = _ols_slope(ctrl, covariate)
         centre = float(ctrl.groupby("subject")[covariate].first().mean())
         frame = frame.copy()

@@ -128,3 +128,68 @@ def test_groups_from_participants_tsv_or_file(tmp_path):
     bad.write_text("subject,diagnosis\n01,MS\n")
     with pytest.raises(ScoreInputError, match="group"):
         read_groups(None, bad)
+
+
+def build_study(root, rng):
+    """6 subjects (3 HC, 3 MS; MS with smaller WM), HC 01 scanned twice, two raters on 01."""
+    from score_gui.labels import LabelMap, write_labels
+    from score_gui.scan import Scan, write_scan
+    from score_gui.study import Study, scan_path
+
+    rows = ["participant_id\tgroup"]
+    for i in range(6):
+        subject, group = f"{i:02d}", ("HC" if i < 3 else "MS")
+        rows.append(f"sub-{subject}\t{group}")
+        for session in (("1", "2") if i == 0 else ("1",)):
+            path = scan_path(root, subject, session)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            scan = Scan.from_arrays(np.ones((4, 1, 30, 30), np.float32), pixel_spacing=(0.6, 0.6),
+                                    levels=["C2", "C3", "C4", "C5"], path=path)
+            write_scan(scan, path)
+            entry = Study.open(root).find(scan.stem)
+            yy, xx = np.mgrid[:30, :30]
+            r2 = (yy - 15) ** 2 + (xx - 15) ** 2
+            cord_r = (8.5 if group == "HC" else 7.0) + rng.normal(0, 0.2)
+            plane = np.select([r2 < 9, r2 < cord_r ** 2, r2 < 144], [3, 2, 1], 0).astype(np.uint8)
+            dseg = np.repeat(plane[None], 4, axis=0)
+            write_labels(scan, LabelMap(dseg, np.zeros_like(dseg)), entry.derivatives_dir, "score")
+            if i == 0 and session == "1":
+                write_labels(scan, LabelMap(dseg, None), entry.derivatives_dir, "raterA")
+                write_labels(scan, LabelMap(np.roll(dseg, 1, axis=2), None), entry.derivatives_dir, "raterB")
+    (root / "participants.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_cli_stats_writes_every_table(tmp_path):
+    import openpyxl
+
+    from score_gui.cli import main
+
+    root = build_study(tmp_path / "study", np.random.default_rng(0))
+    cov = tmp_path / "cov.csv"
+    pd.DataFrame({"subject": [f"{i:02d}" for i in range(6)], "TIV": [1400, 1500, 1600, 1450, 1550, 1650],
+                  "age": [30, 40, 50, 35, 45, 55]}).to_csv(cov, index=False)
+    out = tmp_path / "stats"
+    assert main(["stats", str(root), "--covariates", str(cov), "--normalise-by", "TIV", "-o", str(out)]) == 0
+    for name in ("areas", "summary", "agreement", "agreement_summary", "reproducibility",
+                 "reproducibility_summary", "normalisation", "group_comparison"):
+        assert (out / f"{name}.csv").is_file(), name
+    comparison = pd.read_csv(out / "group_comparison.csv")
+    wm = comparison[(comparison["compartment"] == "wm") & (comparison["value"] == "area")].iloc[0]
+    assert wm["difference"] < 0 and wm["p_fdr"] < 0.05
+    assert set(comparison["value"]) == {"area", "area_norm"}
+    agreement = pd.read_csv(out / "agreement.csv")
+    assert set(agreement["kind"]) == {"inter-rater", "score-rater"}  # two raters: no consensus vote
+    assert "intra-session" not in set(pd.read_csv(out / "reproducibility.csv")["kind"])
+    book = openpyxl.load_workbook(out / "stats.xlsx", read_only=True)
+    assert {"areas", "group_comparison", "normalisation"} <= set(book.sheetnames)
+
+
+def test_cli_stats_bad_input(tmp_path, capsys):
+    from score_gui.cli import main
+
+    assert main(["stats", str(tmp_path / "none"), "-o", str(tmp_path / "o")]) == 2
+    root = build_study(tmp_path / "study", np.random.default_rng(1))
+    assert main(["stats", str(root), "--covariates", str(tmp_path / "missing.csv"), "-o",
+                 str(tmp_path / "o")]) == 2
+    assert "missing.csv: file not found" in capsys.readouterr().err
