@@ -34,7 +34,7 @@ LEVEL_SIZES = {
     "C5": (7.47, 13.03, 12.78, 21.17),
 }
 GM_FRACTION = {"C2": 0.185, "C3": 0.195, "C4": 0.21, "C5": 0.215}
-ANTERIOR_HORN_SIZE = {"C2": 0.9, "C3": 1.0, "C4": 1.2, "C5": 1.3}
+ANTERIOR_HORN_SIZE = {"C2": 0.8, "C3": 0.88, "C4": 1.02, "C5": 1.1}
 SLICE_SPACING_MM = 8.0
 
 COLUMN_PROBABILITIES = {"lateral": 0.55, "dorsal": 0.37, "anterior": 0.08}
@@ -119,6 +119,7 @@ class Subject:
     bias: tuple[float, float, float]
     plaques: list[Plaque] = field(default_factory=list)
     drift_mm: np.ndarray = field(default_factory=lambda: np.zeros((64, 2)))
+    cord_shape: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     n_slices: int = 12
 
     def level_of(self, slice_index: int, n_slices: int | None = None) -> str:
@@ -137,7 +138,7 @@ class Subject:
 def _level_geometry(rng: np.random.Generator, level: str, size: float, ap_factor: float,
                     canal: float, gm_jitter: float) -> LevelGeometry:
     cord_ap, cord_rl, canal_ap, canal_rl = LEVEL_SIZES[level]
-    local = rng.normal(1.0, 0.02)
+    local = rng.normal(1.0, 0.012)
     return LevelGeometry(
         cord_ap=cord_ap * size * ap_factor * local,
         cord_rl=cord_rl * size * local,
@@ -194,8 +195,8 @@ def random_subject(rng: np.random.Generator, kind: str = "hc", n_slices: int = 1
     """
     if kind not in ("hc", "ms"):
         raise ValueError(f"kind must be 'hc' or 'ms', not {kind!r}")
-    size = float(np.clip(rng.normal(1.0, 0.05), 0.9, 1.1))
-    ap_factor = float(rng.uniform(0.9, 1.0)) if kind == "ms" else float(rng.uniform(0.96, 1.04))
+    size = float(np.clip(rng.normal(1.0, 0.04), 0.94, 1.06))  # about +-10 % in area
+    ap_factor = float(rng.uniform(0.9, 1.0)) if kind == "ms" else float(rng.uniform(0.97, 1.03))
     canal = float(np.clip(rng.normal(1.0, 0.06), 0.88, 1.12))
     gm_jitter = float(np.clip(rng.normal(1.0, 0.04), 0.92, 1.08))
     levels = {lv: _level_geometry(rng, lv, size, ap_factor, canal, gm_jitter) for lv in LEVELS}
@@ -231,6 +232,8 @@ def random_subject(rng: np.random.Generator, kind: str = "hc", n_slices: int = 1
         plaques=random_plaques(rng, n_slices) if kind == "ms" else [],
         drift_mm=drift - drift.mean(axis=0),
         n_slices=n_slices,
+        cord_shape=(float(rng.uniform(0.0, 0.035)), float(rng.uniform(0, 2 * np.pi)),
+                    float(rng.uniform(0.0, 0.025)), float(rng.uniform(0, 2 * np.pi))),
     )
 
 
@@ -268,7 +271,7 @@ def gray_matter_field(xc, yc, a, b, geometry: LevelGeometry):
     ax = np.abs(xc)
     canal_line = -0.08 * b
     commissure = ellipse_distance(ax, yc, 0.0, canal_line, 0.34 * a, 0.15 * b)
-    intermediate = ellipse_distance(ax, yc, 0.27 * a, canal_line + 0.02 * b, 0.15 * a, 0.30 * b)
+    intermediate = ellipse_distance(ax, yc, 0.27 * a, canal_line + 0.1 * b, 0.15 * a, 0.30 * b)
     horn = geometry.anterior_horn
     anterior = ellipse_distance(ax, yc, 0.31 * a, -0.40 * b, 0.15 * a * horn, 0.30 * b, angle=-0.35)
     theta = geometry.posterior_horn_angle
@@ -303,3 +306,14 @@ def plaque_field(xc, yc, a, b, plaque: Plaque, scale: float):
     cu, cv = radius * np.cos(plaque.angle), radius * np.sin(plaque.angle)
     rx, ry = 1.1 * scale * plaque.aspect, 1.1 * scale / plaque.aspect
     return ellipse_distance(u * a, v * b, cu * a, cv * b, rx, ry, angle=plaque.angle)
+
+
+def cord_distance(xc, yc, a, b, shape=(0.0, 0.0, 0.0, 0.0)):
+    """Signed distance (mm) to the cord outline: an ellipse with gentle 3rd/4th-order bumps.
+
+    ``shape`` = (amplitude3, phase3, amplitude4, phase4) gives each subject its own outline.
+    """
+    amp3, phase3, amp4, phase4 = shape
+    phi = np.arctan2(yc / b, xc / a)
+    bump = 1 + amp3 * np.cos(3 * phi + phase3) + amp4 * np.cos(4 * phi + phase4)
+    return ellipse_distance(xc / bump, yc / bump, 0.0, 0.0, a, b) * bump

@@ -166,11 +166,20 @@ def _paint_neck(p: _Painter, subject: Subject, geo, disc: bool, arch_contact: bo
         p.ellipse("fat", 0, arch_y - 0.3, 0.34 * geo.canal_rl, 2.8)  # posterior epidural fat
     for side in (-1, 1):
         angle = -side * 0.5
-        p.ellipse("bone", side * 0.27 * geo.canal_rl, arch_y + 1.7, 0.3 * geo.canal_rl, 0.9, angle)
+        p.ellipse("bone", side * 0.27 * geo.canal_rl, arch_y + 1.9, 0.3 * geo.canal_rl, 0.55, angle)
         p.ring("bone", "marrow", side * 0.30 * geo.canal_rl, arch_y + 3.4, 0.32 * geo.canal_rl, 1.9,
-               0.7, angle)
+               0.55, angle)
     p.ring("bone", "marrow", 0, arch_y + 11.5, 2.6, 7.5, 0.9)        # spinous process
-    p.ellipse("bone", 0, arch_y + 33, 0.9, 12)                        # nuchal ligament
+    p.ellipse("bone", 0, arch_y + 33, 0.6, 12)                        # nuchal ligament
+
+
+def _texture(shape, rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative tissue heterogeneity of the neck (muscle fibres, fat septa): ~5 %."""
+    fine = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 1.2)
+    coarse = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 6.0)
+    fine *= 0.04 / (fine.std() + 1e-6)
+    coarse *= 0.07 / (coarse.std() + 1e-6)
+    return 1.0 + fine + coarse
 
 
 def _cord_frame(x, y, offset, rotation_rad):
@@ -213,7 +222,7 @@ def _render_canal(p: _Painter, subject: Subject, geo, z_mm: float, arch_contact:
     if arch_contact:  # the cord rests on the dorsal dura: no CSF behind it
         offset[1] = canal_ry_post - b + 0.35
     xc, yc = _cord_frame(x, y, offset, np.deg2rad(subject.cord_rotation_deg))
-    cord_distance = anatomy.ellipse_distance(xc, yc, 0, 0, a, b)
+    cord_distance = anatomy.cord_distance(xc, yc, a, b, subject.cord_shape)
     fissure = (np.abs(xc) < 0.3 * (1 - (yc + b) / 1.8)) & (yc < -b + 1.8)
     cord = (cord_distance <= 0) & ~fissure
     canal |= cord
@@ -331,6 +340,7 @@ def make_slice(rng: np.random.Generator, *, level: str = "C3", kind: str = "hc",
     arch_contact = reason == "arch_contact"
     painter = _Painter(shape, pixel_size, center_px, rotation, values)
     _paint_neck(painter, subject, geo, disc=bool(rng.random() < 0.3), arch_contact=arch_contact)
+    painter.signal *= _texture(shape, rng)[None]
     box, canal_signal, labels, lesions = _render_canal(painter, subject, geo, z_mm, arch_contact, rng)
     window = (slice(*box[0]), slice(*box[1]))
     patch = painter.signal[(slice(None), *window)]
