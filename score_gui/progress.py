@@ -92,6 +92,11 @@ def run_with_progress(job: Generator[Progress, None, T], stream=None, width: int
         if interactive:
             stream.write("\n")
         return stop.value
+    except BaseException:
+        if interactive and last_line:  # clear the bar: the error message gets a line of its own
+            stream.write("\r\033[K")
+            stream.flush()
+        raise
 
 
 def drain(job: Generator[Progress, None, T]) -> T:
