@@ -182,6 +182,7 @@ def ensure_demo_study(root=None) -> Path:
     try:
         make_study(building)
         (building / ".phantom-version").write_text(f"{DEMO_STUDY_VERSION}\n")
+        building.chmod(0o755)  # mkdtemp made it private
         if target.exists():  # an older phantom version: replace it
             stale = parent / f".{DEMO_STUDY_NAME}-old-{os.getpid()}"
             os.replace(target, stale)
