@@ -188,6 +188,24 @@ def _cord_frame(x, y, offset, rotation_rad):
     return c * dx + s * dy, -s * dx + c * dy
 
 
+def _nerve_roots(x, y, xc, yc, a, b, half_rl, rng: np.random.Generator) -> np.ndarray:
+    """Thin rootlets crossing the lateral CSF from the cord's antero-/postero-lateral sulci.
+
+    They leave the cord obliquely, so a slice shows 0-4 short dark-in-CSF segments; they
+    belong to the canal (CSF class) in the labels, as raters draw them.
+    """
+    roots = np.zeros(x.shape, bool)
+    for _ in range(int(rng.choice([0, 1, 2, 2, 3, 4]))):
+        side = rng.choice([-1.0, 1.0])
+        angle = rng.choice([-0.55, 0.6]) + rng.normal(0, 0.15)  # anterolateral or posterolateral
+        start = (side * a * np.cos(angle) * 0.95, b * np.sin(angle) * 0.95)
+        length = rng.uniform(1.5, max(2.0, half_rl - a - 0.3))
+        end = (start[0] + side * length, start[1] + rng.normal(0, 0.6))
+        radius = rng.uniform(0.2, 0.35)
+        roots |= anatomy.capsule_distance(xc, yc, start, end, radius, radius * 0.8) <= 0
+    return roots
+
+
 def _fine_grid(p: _Painter, box, ss=SUPERSAMPLING):
     """Anatomy-frame coordinates of ss x ss samples per pixel over ``box`` (rows, cols)."""
     (r0, r1), (c0, c1) = box
@@ -247,11 +265,19 @@ def _render_canal(p: _Painter, subject: Subject, geo, z_mm: float, arch_contact:
     dorsal = cord & (yc > 0.1 * b) & (np.abs(xc) < 0.32 * a * (1 + yc / b))
     codes = np.full(x.shape, -1, np.int8)
     codes[canal] = _T["csf"]
+    flow_code, flow_factor = len(p.values), 1.0
+    if rng.random() < 0.3:  # pulsatile CSF flow: a patchy signal loss, mostly dorsal
+        flow_factor = rng.uniform(0.45, 0.85)
+        flow = anatomy.ellipse_distance(x, y, rng.uniform(-2, 2), canal_ry_post * rng.uniform(0.4, 0.8),
+                                        rng.uniform(3, 6), rng.uniform(1.2, 2.5)) <= 0
+        codes[canal & flow] = flow_code
+    codes[canal & ~cord & _nerve_roots(x, y, xc, yc, a, b, half_rl, rng)] = _T["wm"]
     codes[cord] = _T["wm"]
     codes[dorsal] = _T["wm_dorsal"]
     codes[gm] = _T["gm"]
     codes[lesion] = _T["lesion"]
-    values = np.vstack([p.values, np.zeros((1, p.values.shape[1]), np.float32)])
+    values = np.vstack([p.values, p.values[_T["csf"]] * np.float32(flow_factor),
+                        np.zeros((1, p.values.shape[1]), np.float32)])
     signal = _block_mean(values[codes])                           # (h, w, T); -1 -> zero row
     labels = {
         "outside": _block_mean((~canal).astype(np.float32)),
