@@ -272,8 +272,6 @@ class Scan:
 # ---------------------------------------------------------------------------------------
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_DEFLATE_MAX_RATIO = 1032
-"""Deflate cannot compress better than about 1032:1, which bounds a .nii.gz's data size."""
 
 _KNOWN_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF": "a PDF file",
                 b"PK\x03\x04": "a ZIP archive", b"DICM": "a DICOM file"}
@@ -333,6 +331,8 @@ def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
 
 
 def _load_header(path: Path):
+    if path.name.endswith(".gz"):
+        return _load_gzipped(path)
     try:
         return nib.load(str(path))
     except nib.filebasedimages.ImageFileError:
@@ -343,6 +343,30 @@ def _load_header(path: Path):
         raise ScoreInputError(path, f"cannot read NIfTI header ({exc})") from None
 
 
+def _load_gzipped(path: Path):
+    """Decompress a .nii.gz whole, so the gzip CRC catches damage that still inflates."""
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ScoreInputError(path, f"truncated or corrupt gzip data ({exc})") from None
+    except MemoryError:
+        raise ScoreInputError(path, "too large to decompress in memory") from None
+    except OSError as exc:
+        raise ScoreInputError(path, f"cannot read file ({exc.strerror or exc})") from None
+    if len(raw) < 348:
+        raise ScoreInputError(path, f"not a NIfTI file (only {len(raw)} bytes after decompression)")
+    header_sizes = {int.from_bytes(raw[:4], "little"), int.from_bytes(raw[:4], "big")}
+    image_class = nib.Nifti2Image if 540 in header_sizes else nib.Nifti1Image
+    if not header_sizes & {348, 540}:
+        raise ScoreInputError(path, "not a NIfTI file (no NIfTI header after decompression)")
+    try:
+        img = image_class.from_bytes(raw)
+    except Exception as exc:  # noqa: BLE001 - HeaderDataError, struct errors, ...
+        raise ScoreInputError(path, f"cannot read NIfTI header ({exc})") from None
+    img._score_raw_size = len(raw)  # for the size check: the exact decompressed length
+    return img
+
+
 def _check_plausible_size(path: Path, img, shape: tuple[int, ...]) -> None:
     """Refuse a header whose data cannot be in the file (before allocating memory for it)."""
     try:
@@ -351,13 +375,11 @@ def _check_plausible_size(path: Path, img, shape: tuple[int, ...]) -> None:
     except Exception as exc:  # noqa: BLE001
         raise ScoreInputError(path, f"cannot read NIfTI header ({exc})") from None
     expected = int(np.prod(shape, dtype=np.float64)) * itemsize
-    size = path.stat().st_size
-    compressed = path.name.endswith(".gz")
-    available = (size * _DEFLATE_MAX_RATIO) if compressed else (size - offset)
+    size = getattr(img, "_score_raw_size", None) or path.stat().st_size
+    available = size - offset
     if expected > available:
-        what = "truncated or corrupt gzip data" if compressed else "truncated image data"
-        raise ScoreInputError(path, f"{what}: the header's shape {shape} needs {expected} bytes, "
-                                    f"the file holds {'at most ' if compressed else ''}{max(available, 0)}")
+        raise ScoreInputError(path, f"truncated image data: the header's shape {shape} needs "
+                                    f"{expected} bytes, the file holds {max(available, 0)}")
 
 
 def _squeeze_trailing(data: np.ndarray) -> np.ndarray:

@@ -20,8 +20,15 @@ from score_gui.errors import CancelledError, ScoreInputError
 SUBCOMMANDS = ("demo", "segment", "areas", "evaluate", "train", "qc", "batch", "stats", "dicom")
 
 
+class FriendlyParser(argparse.ArgumentParser):
+    """Argument errors as one line (``error: score areas: ...``) with exit code 2, no usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="score", description="SCORE Studio command line: "
+    parser = FriendlyParser(prog="score", description="SCORE Studio command line: "
                                      "spinal cord compartments on AMIRA MRI.")
     parser.add_argument("--version", action="version", version=f"score {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
