@@ -19,6 +19,7 @@ from pathlib import Path
 from score_studio.main_window import MODES
 
 EXIT_BAD_INPUT = 2
+SCREENSHOT_SIZE = (1760, 1040)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --screenshot needs a display; run it under xvfb-run -a", file=sys.stderr)
         return 1
     window, app = create_window(interactive=not args.screenshot)
+    if args.screenshot:
+        # Shown and settled before anything loads: napari sizes its canvas only when shown.
+        window.resize(*SCREENSHOT_SIZE)
+        window.show()
+        window.settle()
     opened = open_requested(window, args)
     if args.mode:
         window.set_mode(args.mode)
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         if (args.path or args.demo) and not opened:
             return EXIT_BAD_INPUT
-        path = window.render_screenshot(args.screenshot)
+        path = window.render_screenshot(args.screenshot, SCREENSHOT_SIZE)
         print(f"screenshot: {path}")
         window.close()
         return 0

@@ -34,6 +34,10 @@ MODES = ("annotate", "segment", "qc", "export")
 MODE_TITLES = {"annotate": "Annotate", "segment": "Segment", "qc": "QC", "export": "Export"}
 ICON_COLOR = "#d8dee9"
 STYLE_FILE = Path(__file__).with_name("style.qss")
+EXTRA_ICONS = ("fa5s.history",)
+"""Icons used outside :data:`~score_studio.shortcuts.ACTIONS` (tests check they exist)."""
+ZOOM_MARGIN = 0.5
+"""Context around the canal when zooming to it, as a fraction of the canal's size per side."""
 
 
 def find_study_root(path: Path) -> Path | None:
@@ -76,8 +80,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: AppSettings | None = None, interactive: bool = True):
         super().__init__()
-        from napari.components import ViewerModel
-        from napari.qt import QtViewer
+        import napari
         from score_napari._qt.viewer_controller import ScoreViewer
 
         self.settings = settings or AppSettings.load()
@@ -87,13 +90,16 @@ class MainWindow(QMainWindow):
         self.scan: Scan | None = None
         self._averages: dict[str, np.ndarray] = {}
         self._reference_boxes: tuple | None = None
+        self._export_stale = False
         self.confirm = self._confirm_dialog     # replaced in tests: (title, text) -> bool
 
         self.setWindowTitle("SCORE Studio")
         self.setObjectName("scoreStudioMainWindow")
         self.setAcceptDrops(True)
-        self.viewer = ViewerModel(title="SCORE Studio")
-        self.qt_viewer = QtViewer(self.viewer)
+        # A full napari.Viewer (plugins, current_viewer(), viewer.window for the widgets),
+        # whose canvas widget moves into this window; napari's own window stays hidden.
+        self.viewer = napari.Viewer(title="SCORE Studio", show=False)
+        self.qt_viewer = self.viewer.window._qt_viewer
         # Drops go to the window (study folders, DICOM folders), not to napari's reader.
         self.qt_viewer.setAcceptDrops(False)
         self.score_viewer = ScoreViewer(self.viewer)
@@ -238,22 +244,48 @@ class MainWindow(QMainWindow):
         return page
 
     def _qc_page(self) -> QWidget:
-        try:   # guarded only until the QC widget lands
-            from score_napari._qt.qc_widget import QCWidget
-        except ImportError:
-            self.qc_widget = QLabel("QC mode is not installed yet.")
-            return self.qc_widget
-        self.qc_widget = QCWidget(self.score_viewer)
-        return self._scroll(self.qc_widget)
+        """A holder for the QC widget, built when QC mode first shows a study."""
+        page = QWidget()
+        self.qc_layout = QVBoxLayout(page)
+        self.qc_layout.setContentsMargins(0, 0, 0, 0)
+        self.qc_placeholder = QLabel("Open a study to review its slices.")
+        self.qc_placeholder.setWordWrap(True)
+        self.qc_layout.addWidget(self.qc_placeholder)
+        self.qc_widget = None
+        return page
+
+    def _refresh_qc(self) -> None:
+        """(Re)build the QC widget for the open study and reviewer; follow the open scan."""
+        from score_napari._qt.qc_widget import QCWidget
+
+        if self.study is None:
+            return
+        reviewer = self._my_source()
+        if not reviewer:
+            self.qc_placeholder.setText("Identify as a rater (File > Change rater) to record QC decisions.")
+            return
+        widget = self.qc_widget
+        if widget is None or widget.study.root != self.study.root or widget.reviewer != reviewer:
+            if widget is not None:
+                self.qc_layout.removeWidget(widget)
+                widget.deleteLater()
+            widget = QCWidget(self.study.root, reviewer)
+            widget.decision_recorded.connect(lambda _d: self.browser.refresh_all())
+            self.qc_layout.addWidget(widget)
+            self.qc_placeholder.hide()
+            self.qc_widget = widget
+        stems = [e.stem for e in widget.study.scans]
+        if self.entry is not None and self.entry.stem in stems and (
+                widget.entry is None or widget.entry.stem != self.entry.stem):
+            widget.set_scan(self.entry.stem)
 
     def _export_page(self) -> QWidget:
-        try:   # guarded only until the export widget lands
-            from score_napari._qt.export_widget import ExportWidget
-        except ImportError:
-            self.export_widget = QLabel("Export mode is not installed yet.")
-            return self.export_widget
-        self.export_widget = ExportWidget(self.score_viewer)
-        return self._scroll(self.export_widget)
+        from score_napari._qt.export_widget import ExportWidget
+
+        self.export_widget = ExportWidget()
+        self.export_widget.exported.connect(
+            lambda path: self.statusBar().showMessage(f"Exported {path}", 6000))
+        return self.export_widget
 
     def _build_toolbar(self) -> None:
         bar = self.addToolBar("Main")
@@ -294,7 +326,7 @@ class MainWindow(QMainWindow):
                                  self.qt_viewer.dockLayerList):
                         menu.addAction(dock.toggleViewAction())
                 elif name == "recent":
-                    self.recent_menu = menu.addMenu(qta.icon("fa5s.history", color=ICON_COLOR), "Open &recent")
+                    self.recent_menu = menu.addMenu(qta.icon(EXTRA_ICONS[0], color=ICON_COLOR), "Open &recent")
                     self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
                 else:
                     menu.addAction(self.actions_by_name[name])
@@ -408,6 +440,7 @@ class MainWindow(QMainWindow):
             raise ScoreInputError(study.root, "no scans found under sub-*/")
         self.study = study
         self.browser.set_study(study)
+        self._export_stale = True
         self.settings.add_recent(study.root)
         self.settings.save()
         target = select or study.scans[0]
@@ -429,6 +462,7 @@ class MainWindow(QMainWindow):
         entry = ScanEntry(path.parent, path)
         self.study = Study(root=path.parent, scans=[entry])
         self.browser.set_study(self.study)
+        self._export_stale = True
         self.settings.add_recent(path)
         self.settings.save()
         self.browser.select(entry)
@@ -438,15 +472,16 @@ class MainWindow(QMainWindow):
     def import_dicom(self, folder: Path) -> None:
         from score_gui.dicom import import_dicom_folder
 
-        out = score_home() / "dicom" / Path(folder).name
+        name = "".join(ch for ch in Path(folder).name if ch.isalnum() or ch in "-_") or "dicom"
+        out = score_home() / "imported" / name / f"{name}.nii.gz"
         self.statusBar().showMessage(f"Converting DICOM folder {folder}...")
-        QApplication.processEvents()
-        result = import_dicom_folder(folder, out)
-        paths = result if isinstance(result, (list, tuple)) else [result]
-        scans = [Path(p) for p in paths if p is not None and is_nifti(Path(p))]
-        if not scans:
-            raise ScoreInputError(folder, "no scan could be made from this DICOM folder")
-        self.open_path(scans[0].parent.parent.parent if find_study_root(scans[0]) else scans[0])
+        QApplication.setOverrideCursor(Qt.WaitCursor)
+        try:
+            scan_file = import_dicom_folder(folder, out)
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.statusBar().showMessage(f"Converted {folder} to {scan_file}", 8000)
+        self.open_scan_file(Path(scan_file))
 
     def open_demo(self) -> None:
         from score_gui.phantom import ensure_demo_study
@@ -479,6 +514,10 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_rater_badge()
         self.statusBar().showMessage(f"Opened {entry.stem} in {time.perf_counter() - started:.2f} s", 5000)
+        if self.mode == "export":
+            self.export_widget.set_current_scan(entry.stem)
+        elif self.mode == "qc":
+            self._refresh_qc()
         self.scan_opened.emit(entry)
 
     def _my_source(self) -> str:
@@ -524,12 +563,12 @@ class MainWindow(QMainWindow):
         """Zoom every pane onto the canal: of my labels, else of anyone's labels on this scan."""
         if self.scan is None:
             return
+        margin = ZOOM_MARGIN
         if self.score_viewer.cord_box() is not None or not self._reference_boxes:
-            self.score_viewer.zoom_to_cord()
+            self.score_viewer.zoom_to_cord(margin=margin)
             return
         r0, c0, r1, c1 = self._reference_boxes
         dy, dx = self.scan.pixel_spacing
-        margin = 1.0
         centre = ((r0 + r1) / 2 * dy, (c0 + c1) / 2 * dx)
         extent = ((r1 - r0) * dy * (1 + 2 * margin), (c1 - c0) * dx * (1 + 2 * margin))
         rows, cols = self.viewer.canvas.grid.actual_shape(self.viewer.layers)
@@ -603,6 +642,7 @@ class MainWindow(QMainWindow):
 
     def _on_saved(self, written: dict) -> None:
         self.statusBar().showMessage(f"Saved {Path(written['dseg']).name}", 4000)
+        self._export_stale = True
         if self.entry is not None:
             self.browser.refresh_entry(self.entry)
         self._update_rater_badge()
@@ -667,9 +707,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------
     def _on_segmentation_done(self, done: ScanSegmentation) -> None:
         self.browser.refresh_entry(done.entry)
+        self._export_stale = True
         if self.entry is None or Path(done.entry.path) != Path(self.entry.path):
             return
-        labels = done.result.labels
+        labels = done.result.consensus
         self.score_viewer.add_reference_labels(AUTOMATIC_SOURCE, labels)
         self._grow_reference_box(labels.dseg)
         disagreement = getattr(done.result, "disagreement", None)
@@ -704,6 +745,7 @@ class MainWindow(QMainWindow):
         self.settings.layout = layout
         if self.scan is not None:
             self.score_viewer.set_layout(layout)
+            self.zoom_to_cord()
 
     def set_mode(self, mode: str) -> None:
         """Switch the workflow mode (annotate, segment, qc, export)."""
@@ -719,6 +761,22 @@ class MainWindow(QMainWindow):
     def _on_mode_tab(self, mode: str) -> None:
         self.actions_by_name[f"mode_{mode}"].setChecked(True)
         self.modes_dock.setWindowTitle(ACTIONS[f"mode_{mode}"].help)
+        if mode == "export":
+            self._refresh_export()
+        elif mode == "qc":
+            self._refresh_qc()
+
+    def _refresh_export(self) -> None:
+        """Give the export panel the open study (recomputed only when something changed)."""
+        if self.study is None or not getattr(self, "_export_stale", False):
+            return
+        self._export_stale = False
+        if self.export_widget.study is None or Path(self.export_widget.study.root) != self.study.root:
+            self.export_widget.set_study(self.study.root)
+        else:
+            self.export_widget.refresh()
+        if self.entry is not None:
+            self.export_widget.set_current_scan(self.entry.stem)
         self.settings.mode = mode
 
     def show_shortcuts(self) -> ShortcutsDialog:

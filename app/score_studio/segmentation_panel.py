@@ -18,7 +18,6 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                             QPushButton, QVBoxLayout, QWidget)
 
-from score_gui.labels import write_labels
 from score_gui.progress import Progress, format_eta
 from score_gui.scan import Scan, read_scan
 from score_gui.study import ScanEntry
@@ -34,7 +33,7 @@ class ScanSegmentation:
 
     entry: ScanEntry
     scan: Scan
-    result: object            # score_gui.inference result: .labels, .members, .disagreement
+    result: object            # score_gui.inference.SegmentationResult
     written: dict
 
 
@@ -52,9 +51,10 @@ def segment_entries(entries: Sequence[ScanEntry], ensemble_choice: str,
 
     Runs in a worker thread. Yields :class:`Progress` (overall, ``STEPS_PER_SCAN`` per scan)
     and, after each scan, a :class:`ScanSegmentation` whose labels are already written as
-    ``desc-score``. Returns the number of scans done.
+    ``desc-score`` (with the areas table and the disagreement map beside it). Returns the
+    number of scans done.
     """
-    from score_gui.inference import segment_scan
+    from score_gui.inference import segment_scan, write_result
 
     started = time.monotonic()
     total = len(entries) * STEPS_PER_SCAN
@@ -74,8 +74,7 @@ def segment_entries(entries: Sequence[ScanEntry], ensemble_choice: str,
                 break
             done = base + int(STEPS_PER_SCAN * min(step.fraction, 1.0))
             yield Progress(done, total, f"{prefix}: {step.message}", started, step.extra)
-        written = write_labels(scan, result.labels, entry.derivatives_dir, AUTOMATIC_SOURCE,
-                               keep_previous=True)
+        written = write_result(scan, result, entry.derivatives_dir, disagreement=True)
         yield ScanSegmentation(entry, scan, result, written)
         yield Progress(base + STEPS_PER_SCAN, total, f"{prefix}: written", started)
     return len(entries)

@@ -1,0 +1,214 @@
+"""End-to-end tests of the main window: real study, real napari viewer under Xvfb."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtCore import QEvent, QMimeData, QPointF, Qt, QTimer, QUrl
+from qtpy.QtGui import QDropEvent, QMouseEvent
+from qtpy.QtWidgets import QApplication
+
+from score_gui.labels import CSF, WM, LabelMap, read_labels, write_labels
+from score_gui.study import Study
+
+
+def send_mouse(widget, kind, x: int, y: int, buttons) -> None:
+    button = Qt.NoButton if kind == QEvent.MouseMove else Qt.LeftButton
+    local = QPointF(x, y)
+    event = QMouseEvent(kind, local, QPointF(widget.mapToGlobal(local.toPoint())), button, buttons,
+                        Qt.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def paint_stroke(window, qtbot, value: int, row: int, cols, size: int = 5) -> np.ndarray:
+    """Drag the brush with the mouse along ``row`` over ``cols`` of the first visible pane;
+    return the voxels that changed."""
+    sv = window.score_viewer
+    before = sv.get_labels().dseg.copy()
+    sv.set_tool("brush")
+    sv.set_label_value(value)
+    sv.set_brush_size(size)
+    qtbot.wait(20)
+    pane = sv.visible_panes()[0].key
+    points = [sv.canvas_position(pane, row, col) for col in cols]
+    native = window.qt_viewer.canvas.native
+    send_mouse(native, QEvent.MouseButtonPress, *points[0], Qt.LeftButton)
+    for point in points[1:]:
+        qtbot.wait(15)                       # napari drops moves closer than ~10 ms
+        send_mouse(native, QEvent.MouseMove, *point, Qt.LeftButton)
+    send_mouse(native, QEvent.MouseButtonRelease, *points[-1], Qt.NoButton)
+    qtbot.wait(20)
+    return sv.get_labels().dseg != before
+
+
+def centre_row_cols(window, half: int = 6):
+    h, w = window.scan.shape_hw
+    return h // 2, range(w // 2 - half, w // 2 + half + 1, 2)
+
+
+def test_study_opens_first_scan_with_other_raters_as_contours(window, study):
+    root = study[0].root
+    assert window.study.root == root
+    assert len(window.browser.scan_items()) == 2
+    assert window.entry.path == study[0].scans[0].path
+    assert window.scan.n_slices == 4 and window.score_viewer.scan is window.scan
+    assert window.windowTitle().startswith(window.entry.stem)
+    assert window.rater.active and window.rater.who == "raterA"
+    window.step_scan(1)                                  # second scan: raterB is a reference
+    assert window.entry.path == study[0].scans[1].path
+    assert "raterB" in window.score_viewer.references
+    assert window.browser.item_for(window.entry).text(1) == "B"
+    window.step_scan(-1)
+    assert window.entry.path == study[0].scans[0].path
+
+
+def test_paint_undo_save_and_area_table(window, study, qtbot):
+    sv = window.score_viewer
+    window.set_layout("single")
+    sv.set_slice(1)
+    row, cols = centre_row_cols(window)
+    changed = paint_stroke(window, qtbot, CSF, row, cols, size=7)
+    assert changed.sum() > 20 and window.rater.dirty
+    assert window.save_state_label.text() == "unsaved changes"
+    inner = paint_stroke(window, qtbot, WM, row, cols[1:-1], size=3)   # nested: cord inside the canal
+    assert inner.sum() > 5
+    window.score_viewer.undo()
+    labels = sv.get_labels()
+    assert not (labels.dseg == WM).any() and (labels.dseg == CSF).sum() == changed.sum()
+    window.score_viewer.redo()
+    labels = sv.get_labels()
+    assert (labels.dseg == WM).sum() == inner.sum()
+
+    window.save_labels()
+    saved = read_labels(window.entry.dseg_path("raterA"), window.scan)
+    np.testing.assert_array_equal(saved.dseg, labels.dseg)
+    assert not window.rater.dirty and window.save_state_label.text() == "all changes saved"
+    assert window.browser.item_for(window.entry).text(1) == "A"
+
+    row = window.areas_widget.row_table
+    area = window.scan.pixel_area_mm2
+    assert row["canal"] == (labels.dseg[1] > 0).sum() * area
+    assert row["cord"] == (labels.dseg[1] == WM).sum() * area
+
+
+def test_autosave_on_slice_change_writes_the_file(window, qtbot):
+    path = window.entry.dseg_path("raterA")
+    window.score_viewer.set_slice(2)
+    row, cols = centre_row_cols(window)
+    painted = paint_stroke(window, qtbot, CSF, row, cols)
+    assert window.rater.dirty
+    before = read_labels(path, window.scan).dseg
+    assert not before[2].any()
+    window.score_viewer.set_slice(3)                  # the slice change autosaves
+    after = read_labels(path, window.scan).dseg
+    assert after[2].sum() == CSF * painted.sum() and not window.rater.dirty
+
+
+def test_recovery_written_on_change_and_offered_after_a_crash(window, qtbot, qapp):
+    from score_studio.main_window import MainWindow
+
+    entry = window.entry
+    window.score_viewer.set_slice(0)
+    row, cols = centre_row_cols(window)
+    painted = paint_stroke(window, qtbot, CSF, row, cols)
+    qtbot.waitUntil(lambda: window.rater.recovery.find(entry.path, "raterA") is not None, timeout=3000)
+    unsaved = window.score_viewer.get_labels().dseg.copy()
+    on_disk = read_labels(entry.dseg_path("raterA"), window.scan).dseg
+    assert painted[0].any() and not on_disk[0].any()  # the work is only in the recovery file
+
+    # "Crash": the session stops without saving; a new window starts.
+    window.rater.autosave_timer.stop()
+    window.rater.dirty = False
+    window.rater.scan = None
+    second = MainWindow(settings=window.settings, interactive=False)
+    qtbot.addWidget(second)
+    questions = []
+    second.confirm = lambda title, text: questions.append(text) or True
+    second.resize(1200, 800)
+    second.show()
+    assert second.offer_pending_recoveries()
+    assert second.entry.path == entry.path and len(questions) == 2   # open it? restore it?
+    np.testing.assert_array_equal(second.score_viewer.get_labels().dseg, unsaved)
+    assert second.rater.dirty
+    second.save_labels()
+    np.testing.assert_array_equal(read_labels(entry.dseg_path("raterA"), second.scan).dseg, unsaved)
+    assert second.rater.recovery.pending() == []
+    second.rater.finish()
+    second.close()
+    # The first window takes its scan back (nothing is lost by reopening it).
+    window.entry = None
+    window.open_entry(entry)
+    np.testing.assert_array_equal(window.score_viewer.get_labels().dseg, unsaved)
+
+
+def test_status_bar_names_pixel_intensity_and_label(window):
+    window.score_viewer.set_slice(1)
+    labels = window.score_viewer.get_labels()
+    rows, cols = np.nonzero(labels.dseg[1] == WM)
+    layer = window.score_viewer.master
+    position = layer.data_to_world((1, rows[0], cols[0]))
+    text = window.describe_pixel(position)
+    assert text.startswith("slice 2") and f"pixel ({rows[0]}, {cols[0]})" in text
+    assert "white_matter" in text and "1-5:" in text and "6-8:" in text
+    assert window.describe_pixel(layer.data_to_world((1, -5, 3))) == ""
+
+
+def test_consensus_of_two_raters(window, study):
+    entry = window.entry
+    truth = study[1][0]
+    for who in ("raterB", "raterC"):
+        write_labels(window.scan, truth, entry.derivatives_dir, who)
+    window.compute_consensus()                            # A (saved), B and C vote
+    consensus = read_labels(entry.dseg_path("consensus"), window.scan)
+    np.testing.assert_array_equal(consensus.dseg, truth.dseg)   # B and C agree: 2 of 3
+    assert "consensus" in window.score_viewer.references
+    assert "cons" in window.browser.item_for(entry).text(2)
+
+
+def test_modes_layouts_and_shortcuts_panel(window):
+    for mode in ("qc", "export", "segment", "annotate"):
+        window.actions_by_name[f"mode_{mode}"].trigger()
+        assert window.mode == mode and window.settings.mode == mode
+    for layout in ("all", "single", "working"):
+        window.actions_by_name[f"layout_{layout}"].trigger()
+        assert window.score_viewer.layout == layout
+    dialog = window.show_shortcuts()
+    assert dialog.isVisible() and dialog.table.rowCount() > 20
+    dialog.close()
+
+
+def test_dropping_a_study_folder_opens_it(window, study_builder, tmp_path):
+    other, _ = study_builder(tmp_path / "dropped", n_subjects=1)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other.root))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+    assert window.study.root == other.root and window.entry.path == other.scans[0].path
+    assert window.settings.recent[0] == str(other.root)
+    window.open_path(tmp_path / "missing")               # bad input: reported, nothing changes
+    assert window.study.root == other.root
+
+
+def test_one_click_segmentation_keeps_the_event_loop_running(window, qtbot, tmp_path):
+    from score_gui.inference import make_untrained_ensemble
+
+    models = make_untrained_ensemble(tmp_path / "models", n_members=2, tiny=True)
+    panel = window.segmentation
+    panel.model_combo.insertItem(0, "tiny", str(models))
+    panel.model_combo.setCurrentIndex(0)
+    window.set_mode("segment")
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    with qtbot.waitSignal(panel.finished, timeout=60_000):
+        window.actions_by_name["segment"].trigger()
+        assert panel.running and window.actions_by_name["cancel"].isEnabled()
+    timer.stop()
+    assert len(ticks) >= 3, "the event loop stalled during segmentation"
+    assert not panel.running and panel.progress_bar.value() == panel.progress_bar.maximum()
+    assert "score" in window.score_viewer.references
+    assert "disagreement" in [l.metadata.get("score_name") for l in window.viewer.layers]
+    dseg = read_labels(window.entry.dseg_path("score"), window.scan)
+    assert dseg.dseg.shape == window.scan.label_shape
+    assert "seg" in window.browser.item_for(window.entry).text(2)
+    assert (window.entry.derivatives_dir / f"{window.entry.stem}_areas.csv").exists()
