@@ -183,16 +183,34 @@ def augment_intensity(images: np.ndarray, rng: np.random.Generator, config: Augm
 
 def augment_slice(images: np.ndarray, dseg: np.ndarray, lesion: np.ndarray | None,
                   centre: tuple[float, float], scale: float | tuple, out_shape: tuple[int, int],
-                  rng: np.random.Generator, config: AugmentConfig):
+                  rng: np.random.Generator, config: AugmentConfig, normalise=None):
     """Crop + resample + augment one slice.
+
+    Parameters
+    ----------
+    normalise : callable or None
+        Applied to the whole (intensity-augmented) native slice ``[T, H, W]`` before it
+        is resampled, as inference normalises whole slices before cropping; pixels
+        outside the slice then read 0, the normalised mean.
+    scale : float or (float, float)
+        Output pixel size / native pixel size. When above 1.25 the slice is low-pass
+        filtered first (Gaussian, sigma = (scale - 1) / 2), as
+        :func:`score_gui.mdgru.preprocess.sample_crops` does at inference.
 
     Returns
     -------
-    images : ndarray float32 ``[T, h, w]`` (raw intensities; normalise afterwards)
+    images : ndarray float32 ``[T, h, w]``
     dseg, lesion : ndarray uint8 ``[h, w]`` (lesion None when not given)
     """
     coords = sampling_grid(out_shape, centre, scale, rng, config)
-    warped = warp_images(augment_intensity(images, rng, config), coords)
+    source = augment_intensity(images, rng, config)
+    if normalise is not None:
+        source = normalise(source)
+    steps = (scale, scale) if np.isscalar(scale) else tuple(scale)
+    sigma = [(s - 1.0) / 2 if s > 1.25 else 0.0 for s in steps]
+    if any(sigma):
+        source = np.stack([ndimage.gaussian_filter(img, sigma) for img in source])
+    warped = warp_images(source, coords)
     dseg_out = warp_labels(np.asarray(dseg, np.uint8), coords)
     lesion_out = None if lesion is None else warp_labels(np.asarray(lesion, np.uint8), coords)
     return warped, dseg_out, lesion_out

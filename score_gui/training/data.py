@@ -20,7 +20,8 @@ import torch
 
 from score_gui.errors import ScoreInputError
 from score_gui.labels import read_labels
-from score_gui.mdgru.heads import stack_targets, targets_from_labels
+from score_gui.mdgru.heads import HEADS, TISSUE_VALUES, HeadSpec, stack_targets, targets_from_labels
+from score_gui.mdgru.preprocess import canal_centre_from_labels, zscore_slices
 from score_gui.scan import read_scan
 from score_gui.study import ScanEntry, Study
 from score_gui.training.augment import AugmentConfig, augment_slice
@@ -55,11 +56,10 @@ class LabelledSlice:
 
     def centre(self) -> tuple[float, float]:
         """Centroid (row, col) of the labelled canal, or the cord when the canal is unknown."""
-        mask = self.dseg > 0
-        rows, cols = np.nonzero(mask)
-        if rows.size == 0:
+        centre = canal_centre_from_labels(self.dseg)
+        if centre is None:
             return ((self.dseg.shape[0] - 1) / 2, (self.dseg.shape[1] - 1) / 2)
-        return (float(rows.mean()), float(cols.mean()))
+        return (float(centre[0]), float(centre[1]))
 
 
 def rater_who(rater: str) -> str:
@@ -122,6 +122,69 @@ def summarise(slices: Sequence[LabelledSlice]) -> dict:
     }
 
 
+def _membership(value: int, structure: str):
+    if structure == "canal":
+        return value >= 1
+    if structure == "cord":
+        return value >= 2
+    if structure == "gm":
+        return value >= 3
+    return value if value in (4, 5, 6) else -1  # horns: which horn class
+
+
+def tissue_head_for(labelled) -> HeadSpec:
+    """The finest tissue head the labelled structures can teach.
+
+    Values 0-6 that no labelled structure tells apart share a class: full labels give
+    the 7-class ``tissue`` head; ``{cord, gm}`` (e.g. a T2*w study) gives the 3-class
+    ``gm_wm`` head, whose labels come out as 0 (not cord), 2 (WM), 3 (GM), exactly the
+    contract's partial label format.
+
+    >>> tissue_head_for({"canal", "cord", "gm", "horns"}).name, tissue_head_for({"cord", "gm"}).name
+    ('tissue', 'gm_wm')
+    >>> tissue_head_for({"cord"}).classes
+    ((0, 1), (2, 3, 4, 5, 6))
+    """
+    structures = [k for k in ("canal", "cord", "gm", "horns") if k in set(labelled)]
+    if not structures:
+        raise ValueError("no tissue structure is labelled")
+    groups: dict[tuple, list[int]] = {}
+    for value in TISSUE_VALUES:
+        groups.setdefault(tuple(_membership(value, k) for k in structures), []).append(value)
+    classes = tuple(tuple(v) for v in groups.values())
+    for head in HEADS.values():
+        if head.kind == "tissue" and head.classes == classes:
+            return head
+    names = tuple("+".join(str(v) for v in c) for c in classes)
+    return HeadSpec("tissue_" + "_".join(structures), "tissue", classes, names)
+
+
+CORD_HEAD = HeadSpec("cord", "tissue", ((0, 1), (2, 3, 4, 5, 6)), ("not_cord", "cord"))
+"""Localiser head when the canal is not labelled (e.g. cord + GM only)."""
+
+
+def heads_for(slices) -> list[HeadSpec]:
+    """Heads of a member network for these slices: finest tissue head (+ lesion if labelled)."""
+    labelled = set().union(*(s.labelled for s in slices))
+    heads = [tissue_head_for(labelled)]
+    if "lesion" in labelled:
+        heads.append(HEADS["lesion"])
+    return heads
+
+
+def localiser_head_for(slices) -> HeadSpec:
+    """``canal`` vs rest when every slice labels the canal, else cord vs rest."""
+    if all("canal" in s.labelled for s in slices):
+        return HEADS["canal"]
+    return CORD_HEAD
+
+
+def normalise_slice(images: np.ndarray) -> np.ndarray:
+    """Z-score each image of one whole native slice ``[T, H, W]``, exactly as inference
+    (:func:`score_gui.mdgru.preprocess.zscore_slices`)."""
+    return zscore_slices(images[None])[0]
+
+
 @dataclass
 class SliceSampler:
     """Draws augmented, normalised training crops with set-valued targets.
@@ -129,8 +192,8 @@ class SliceSampler:
     Parameters
     ----------
     slices : list of LabelledSlice
-    heads : tuple of str
-        Heads of the network being trained (see :mod:`score_gui.mdgru.heads`).
+    heads : tuple of str or HeadSpec
+        Heads of the network being trained (see :func:`heads_for`).
     pixel_size_mm : float
         The model's pixel size; every crop is resampled to it.
     crop_px : int
@@ -143,7 +206,7 @@ class SliceSampler:
     """
 
     slices: list = field(default_factory=list)
-    heads: tuple = ("tissue", "lesion")
+    heads: tuple | list = ("tissue", "lesion")
     pixel_size_mm: float = 0.5
     crop_px: int = 64
     max_offset_mm: float = 4.0
@@ -158,7 +221,7 @@ class SliceSampler:
         centre = (cy + offset[0] / dy, cx + offset[1] / dx)
         scale = (self.pixel_size_mm / dy, self.pixel_size_mm / dx)
         return augment_slice(item.images, item.dseg, item.lesion, centre, scale,
-                             (self.crop_px, self.crop_px), rng, config)
+                             (self.crop_px, self.crop_px), rng, config, normalise=normalise_slice)
 
     def draw_item(self, rng: np.random.Generator) -> LabelledSlice:
         """A labelled slice, uniformly at random."""
@@ -170,18 +233,37 @@ class SliceSampler:
         for _ in range(self.batch_size):
             item = self.draw_item(rng)
             images, dseg, lesion = self.crop(item, rng, self.augment)
-            inputs.append(normalise_images(images))
+            inputs.append(images)
             targets.append(targets_from_labels(dseg, lesion, item.labelled, self.heads))
         return torch.from_numpy(np.stack(inputs)), stack_targets(targets)
 
     __call__ = sample
 
 
-def normalise_images(images: np.ndarray) -> np.ndarray:
-    """Z-score per image, as at inference (H2's preprocessing when available)."""
-    from score_gui.mdgru import preprocess
+@dataclass
+class LocaliserSampler(SliceSampler):
+    """Whole-field-of-view samples on the localiser's coarse grid (2 mm) with a canal head.
 
-    return preprocess.normalise(images).astype(np.float32)
+    The crop covers the slice's field of view (as :func:`score_gui.mdgru.preprocess.find_canal`
+    sees it), centred on the image centre plus a random shift, with mild geometric and the
+    full intensity augmentation.
+    """
+
+    pixel_size_mm: float = 2.0
+    max_offset_mm: float = 10.0
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(rotation_deg=10, scaling=1.1,
+                                                                          elastic_px=0.5))
+
+    def crop(self, item: LabelledSlice, rng: np.random.Generator, config: AugmentConfig):
+        dy, dx = item.pixel_spacing
+        height, width = item.dseg.shape
+        size = (max(int(round(height * dy / self.pixel_size_mm)), 8),
+                max(int(round(width * dx / self.pixel_size_mm)), 8))
+        offset = rng.uniform(-self.max_offset_mm, self.max_offset_mm, size=2)
+        centre = ((height - 1) / 2 + offset[0] / dy, (width - 1) / 2 + offset[1] / dx)
+        scale = (self.pixel_size_mm / dy, self.pixel_size_mm / dx)
+        return augment_slice(item.images, item.dseg, item.lesion, centre, scale, size, rng, config,
+                             normalise=normalise_slice)
 
 
 @dataclass(frozen=True)
@@ -195,7 +277,7 @@ class SyntheticConfig:
 
     pixel_size_mm: tuple[float, float] = (0.4, 0.8)
     anisotropy: float = 1.1
-    fov_mm: tuple[float, float] = (60.0, 110.0)
+    fov_mm: tuple[float, float] = (60.0, 140.0)
     ms_fraction: float = 0.5
     degrade_rate: float = 0.1
     contrast: str = "amira"

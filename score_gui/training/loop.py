@@ -38,7 +38,10 @@ class TrainConfig:
         ``"adam"`` (default; learns faster here, see ``benchmarks/bench_train.py``) or
         ``"adadelta"`` (the reference implementation's choice, lr 1, rho 0.9).
     learning_rate : float or None
-        None: 2e-3 for Adam, 1.0 for Adadelta.
+        None: 5e-3 for Adam, 1.0 for Adadelta.
+    decay : bool
+        Cosine decay of the learning rate to 10 % over the run (a pure function of the
+        iteration, so resuming needs no scheduler state).
     batch_size : int
         Slices per step (1 is fastest per slice on CPU).
     checkpoint_every : int
@@ -52,6 +55,7 @@ class TrainConfig:
     iterations: int = 2000
     optimizer: str = "adam"
     learning_rate: float | None = None
+    decay: bool = True
     batch_size: int = 1
     checkpoint_every: int = 200
     seed: int = 0
@@ -80,12 +84,24 @@ class TrainResult:
 
 
 def make_optimizer(model: torch.nn.Module, name: str = "adam", learning_rate: float | None = None):
-    """Adam (lr 2e-3) or Adadelta (lr 1, rho 0.9, as the reference MDGRU)."""
+    """Adam (lr 5e-3) or Adadelta (lr 1, rho 0.9, as the reference MDGRU)."""
     if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=learning_rate or 2e-3)
+        return torch.optim.Adam(model.parameters(), lr=learning_rate or 5e-3)
     if name == "adadelta":
         return torch.optim.Adadelta(model.parameters(), lr=learning_rate or 1.0, rho=0.9, eps=1e-6)
     raise ValueError(f"unknown optimizer {name!r}; one of {OPTIMIZERS}")
+
+
+def learning_rate_at(base: float, iteration: int, total: int, decay: bool = True) -> float:
+    """Cosine decay from ``base`` to ``0.1 * base`` over ``total`` iterations.
+
+    >>> learning_rate_at(1.0, 0, 100), learning_rate_at(1.0, 100, 100), learning_rate_at(1.0, 5, 100, False)
+    (1.0, 0.1, 1.0)
+    """
+    if not decay or total <= 0:
+        return base
+    progress = min(max(iteration / total, 0.0), 1.0)
+    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -186,10 +202,15 @@ def train_model(model: torch.nn.Module,
     if resume and state_path is not None and state_path.exists():
         iteration, losses = load_train_state(state_path, model, optimizer, rng)
     resumed_from = iteration
+    base_lrs = [group["initial_lr"] if "initial_lr" in group else group["lr"] for group in optimizer.param_groups]
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["initial_lr"] = base
     started = time.monotonic()
     model.train()
     smooth = None
     while iteration < config.iterations:
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = learning_rate_at(base, iteration, config.iterations, config.decay)
         inputs, targets = sample(rng)
         logits = model(to_device(inputs, device))
         loss = loss_fn(logits, to_device(targets, device))
@@ -220,3 +241,346 @@ def _progress(done: int, total: int, resumed_from: int, started: float, label: s
     virtual_start = time.monotonic() - elapsed * done / this_run
     message = f"{label} iteration {done}/{total}".strip()
     return Progress(done, total, message, virtual_start, {"loss": loss if math.isfinite(loss) else float("nan")})
+
+
+# ---------------------------------------------------------------------------------------
+# Cross-validation
+# ---------------------------------------------------------------------------------------
+
+DEFAULT_ITERATIONS = 2000
+"""Training iterations per fold model when none are given (about 7 min on one CPU core)."""
+
+DEFAULT_CROP_PX = 64
+"""Side of the training crops (at the model's pixel size); inference may use larger crops."""
+
+
+@dataclass
+class CrossValidationResult:
+    """What :func:`cross_validate` returns."""
+
+    model_dir: Path
+    metrics_csv: Path
+    fold_models: list[Path]
+    predictions: list[Path]
+    metrics: Any  # pandas.DataFrame with per-slice rows and mean rows
+
+    def mean_metrics(self) -> dict[str, dict[str, float]]:
+        """compartment -> {dice, hd95_mm} means over all out-of-fold slices."""
+        table = self.metrics
+        if table is None or len(table) == 0:
+            return {}
+        means = table[table["slice"] == "mean"]
+        return {row.compartment: {"dice": round(float(row.dice), 4), "hd95_mm": round(float(row.hd95_mm), 3)}
+                for row in means.itertuples()}
+
+    def summary_lines(self) -> list[str]:
+        lines = ["compartment       dice   hd95_mm  (out-of-fold, against the rater)"]
+        for name, values in self.mean_metrics().items():
+            lines.append(f"{name:<16} {values['dice']:6.3f} {values['hd95_mm']:8.3f}")
+        return lines
+
+
+def fold_who(rater: str, fold: int) -> str:
+    """Label source name of a fold model's out-of-fold predictions (alphanumeric).
+
+    >>> fold_who("A", 0), fold_who("raterB", 2)
+    ('modelAfold1', 'modelBfold3')
+    """
+    from score_gui.training.data import rater_who
+
+    return f"model{rater_who(rater)[len('rater'):]}fold{fold + 1}"
+
+
+def member_meta(name: str, heads, slices, config: TrainConfig, result: TrainResult, *,
+                pixel_size_mm: float, crop_size_px: int, extra: dict | None = None) -> dict:
+    """Checkpoint metadata of a trained network, with the training data summary."""
+    from score_gui.mdgru.checkpoint import channel_names_for
+    from score_gui.training.data import summarise
+
+    first = slices[0] if slices else None
+    training = {
+        **(extra or {}),
+        "data": summarise(slices) if slices else {},
+        "config": config.to_dict(),
+        "iterations": result.iterations,
+        "seconds": round(result.seconds, 1),
+        "loss_curve": result.loss_curve(10),
+        "final_loss": round(float(np.mean(result.losses[-50:])), 5) if result.losses else None,
+    }
+    meta = {"name": name, "heads": list(heads), "pixel_size_mm": float(pixel_size_mm),
+            "crop_size_px": int(crop_size_px), "training": plain_json(training)}
+    if first is not None and first.inversion_times is not None:
+        meta["channel_names"] = channel_names_for(first.inversion_times)
+    return meta
+
+
+def plain_json(value):
+    """``value`` with numpy scalars and tuples turned into JSON types (checkpoints load with
+    ``weights_only=True``, which accepts only plain containers)."""
+    import json
+
+    def default(obj):
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, (set, frozenset)):
+            return sorted(obj)
+        if isinstance(obj, Path):
+            return str(obj)
+        raise TypeError(f"not JSON-able: {type(obj).__name__}")
+
+    return json.loads(json.dumps(value, default=default))
+
+
+def write_ensemble_json(folder: Path, members: list[tuple[str, str]], localiser: str | None) -> Path:
+    """``ensemble.json`` (see :mod:`score_gui.inference`) listing ``(name, checkpoint)`` members."""
+    import json
+
+    from score_gui.atomic import write_text_atomic
+
+    spec = {"members": [{"name": name, "checkpoints": [file]} for name, file in members],
+            "localiser": localiser}
+    return write_text_atomic(Path(folder) / "ensemble.json", json.dumps(spec, indent=2))
+
+
+def train_network(slices, heads, out_file: Path, state_file: Path, *, name: str, config: TrainConfig,
+                  architecture: dict, crop_px: int, pixel_size_mm: float, crop_size_px: int,
+                  localiser: bool = False, augment=None, resume: bool = True, label: str = "",
+                  extra_meta: dict | None = None) -> Generator[Progress, None, TrainResult]:
+    """Train one network (member or localiser) on labelled slices and save it with metadata.
+
+    When ``out_file`` already exists and ``resume`` is set, the finished model is kept.
+    """
+    from score_gui.mdgru.checkpoint import load_model, save_model
+    from score_gui.mdgru.heads import n_outputs, set_loss
+    from score_gui.mdgru.model import MDGRUNet
+    from score_gui.training.augment import AugmentConfig
+    from score_gui.training.data import LocaliserSampler, SliceSampler
+
+    if resume and out_file.exists():
+        model, _ = load_model(out_file)
+        return TrainResult(model=model, iterations=config.iterations, resumed_from=config.iterations)
+    torch.manual_seed(config.seed)
+    in_channels = int(slices[0].images.shape[0])
+    model = MDGRUNet(in_channels, n_outputs(heads), **architecture)
+    kind = LocaliserSampler if localiser else SliceSampler
+    sampler_args = {"slices": list(slices), "heads": list(heads), "batch_size": config.batch_size}
+    if not localiser:
+        sampler_args.update(pixel_size_mm=pixel_size_mm, crop_px=crop_px)
+    if augment is not None:
+        sampler_args["augment"] = augment if augment != "none" else AugmentConfig.none()
+    sampler = kind(**sampler_args)
+    result = yield from train_model(model, sampler.sample, lambda logits, t: set_loss(logits, t, heads),
+                                    config, state_file, resume=resume, label=label)
+    meta = member_meta(name, heads, slices, config, result, pixel_size_mm=pixel_size_mm,
+                       crop_size_px=crop_size_px,
+                       extra={**(extra_meta or {}), "augmentation": sampler.augment.to_dict(),
+                              "training_crop_px": None if localiser else crop_px})
+    save_model(out_file, result.model, meta)
+    return result
+
+
+def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int = DEFAULT_ITERATIONS,
+                   device: str = "cpu", seed: int = 0, resume: bool = True, optimizer: str = "adam",
+                   architecture: dict | None = None, crop_px: int = DEFAULT_CROP_PX,
+                   pixel_size_mm: float | None = None, crop_size_px: int | None = None,
+                   localiser_iterations: int | None = None, augment=None,
+                   checkpoint_every: int = 200, learning_rate: float | None = None) -> Generator[Progress, None, CrossValidationResult]:
+    """Grouped k-fold cross-validation of MDGRU models on one rater's labels.
+
+    For every fold: train a member network on the other folds' subjects (and a canal
+    localiser), save them as ``fold<k>/`` (a one-member ensemble), segment the held-out
+    scans through :func:`score_gui.inference.segment_scan` (exactly like ``score segment``),
+    write those out-of-fold labels as ``predictions/<study path>/<stem>_desc-model<ID>fold<k>_*``
+    and score them against the rater (:func:`score_gui.metrics.compare_labels`). ``out_dir``
+    also gets ``ensemble.json`` listing the fold models (usable with ``score segment
+    --models``) and ``metrics.csv``.
+
+    Parameters
+    ----------
+    study : Study or path
+    rater : str
+        Rater ID (``A`` or ``raterA``).
+    out_dir : path
+    folds : int
+        Number of folds; all sessions of a subject stay in one fold.
+    iterations : int
+        Training iterations per fold model (the localiser gets a quarter unless
+        ``localiser_iterations`` is given).
+    device, seed, resume, optimizer
+        See :class:`TrainConfig`; ``resume`` continues interrupted folds and keeps finished ones.
+    architecture : dict
+        MDGRUNet keyword arguments (default :data:`score_gui.mdgru.model.DEFAULT_ARCHITECTURE`).
+    augment : AugmentConfig, "none" or None
+        Augmentation of the member (None: the default :class:`AugmentConfig`).
+    learning_rate : float or None
+        Optimiser learning rate (None: the optimiser's default).
+    crop_px : int
+        Training crop side; ``crop_size_px`` is the crop used at inference (default: the
+        checkpoint default, 80), ``pixel_size_mm`` the model's pixel size (default 0.5).
+    """
+    import pandas as pd
+
+    from score_gui.atomic import atomic_path, ensure_writable_dir
+    from score_gui.errors import ScoreInputError
+    from score_gui.inference import Ensemble, segment_scan
+    from score_gui.labels import LabelMap, read_labels, write_labels
+    from score_gui.mdgru.checkpoint import DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM
+    from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE
+    from score_gui.mdgru.preprocess import LOCALISER_PIXEL_SIZE_MM
+    from score_gui.metrics import compare_labels, with_mean_rows
+    from score_gui.scan import read_scan
+    from score_gui.study import Study
+    from score_gui.training.data import (heads_for, load_scan_slices, localiser_head_for, rater_scans,
+                                         rater_who)
+    from score_gui.training.folds import grouped_folds
+
+    started = time.monotonic()
+    study = study if isinstance(study, Study) else Study.open(study)
+    out_dir = ensure_writable_dir(out_dir)
+    architecture = dict(architecture or DEFAULT_ARCHITECTURE)
+    pixel_size_mm = float(pixel_size_mm or DEFAULT_PIXEL_SIZE_MM)
+    crop_size_px = int(DEFAULT_CROP_SIZE_PX if crop_size_px is None else crop_size_px)
+    localiser_iterations = localiser_iterations or max(iterations // 4, 1)
+    resolve_device(device)
+    rater_id = rater_who(rater)[len("rater"):]
+
+    entries = rater_scans(study, rater)
+    slices_of = {entry.stem: load_scan_slices(entry, rater) for entry in entries}
+    entries = [e for e in entries if slices_of[e.stem]]
+    all_slices = [s for e in entries for s in slices_of[e.stem]]
+    if not all_slices:
+        raise ScoreInputError(study.root, f"the labels of {rater_who(rater)} contain no labelled slice")
+    channels = {int(s.images.shape[0]) for s in all_slices}
+    if len(channels) != 1:
+        raise ScoreInputError(study.root, f"scans have different numbers of images {sorted(channels)}; "
+                                          "train one model per contrast")
+    heads = heads_for(all_slices)
+    localiser_head = localiser_head_for(all_slices)
+    fold_list = grouped_folds([e.subject for e in entries], n_folds=folds, seed=seed)
+    steps_per_fold = iterations + localiser_iterations
+    total = folds * steps_per_fold + sum(len(slices_of[e.stem]) for e in entries)
+    done = 0
+    tables, fold_models, predictions, fold_info = [], [], [], []
+    for fold in fold_list:
+        train_slices = [s for i in fold.train for s in slices_of[entries[i].stem]]
+        fold_dir = ensure_writable_dir(out_dir / f"fold{fold.index + 1}")
+        label = f"fold {fold.index + 1}/{folds}"
+        common = {"study": str(study.root), "rater": rater_who(rater), "fold": fold.index + 1,
+                  "folds": folds, "test_subjects": list(fold.test_subjects)}
+        member_file = f"model{rater_id}fold{fold.index + 1}.pt"
+        for kind, file, n_iter, arch, head_list in (
+                ("member", member_file, iterations, architecture, heads),
+                ("localiser", "localiser.pt", localiser_iterations, LOCALISER_ARCHITECTURE, [localiser_head])):
+            config = TrainConfig(iterations=n_iter, optimizer=optimizer, learning_rate=learning_rate, seed=seed + 7919 * fold.index
+                                 + (0 if kind == "member" else 1), device=device,
+                                 checkpoint_every=checkpoint_every)
+            job = train_network(train_slices, head_list, fold_dir / file, fold_dir / f".{kind}_state.pt",
+                                name=fold_who(rater, fold.index)[len("model"):] if kind == "member" else "localiser",
+                                config=config, architecture=arch, crop_px=crop_px,
+                                pixel_size_mm=pixel_size_mm if kind == "member" else LOCALISER_PIXEL_SIZE_MM,
+                                crop_size_px=crop_size_px if kind == "member" else 0,
+                                localiser=kind == "localiser", augment=augment, resume=resume,
+                                label=f"{label} {kind}", extra_meta=common)
+            base = done
+            try:
+                while True:
+                    step = next(job)
+                    yield Progress(base + step.done, total, step.message, started, step.extra)
+            except StopIteration as stop:
+                result = stop.value
+            done = base + n_iter
+            if kind == "member":
+                fold_info.append({"fold": fold.index + 1, "test_subjects": list(fold.test_subjects),
+                                  "iterations": result.iterations, "loss_curve": result.loss_curve(10)})
+        write_ensemble_json(fold_dir, [(fold_who(rater, fold.index)[len("model"):], member_file)], "localiser.pt")
+        fold_models.append(fold_dir / member_file)
+        ensemble = Ensemble.load(fold_dir, device=device)
+        who = fold_who(rater, fold.index)
+        learnt = _learnt_structures(heads)
+        for i in fold.test:
+            entry = entries[i]
+            scan = read_scan(entry.path)
+            segmented = yield from _forward(segment_scan(scan, ensemble, members_out=True), done, total, started)
+            done += len(slices_of[entry.stem])
+            member_map = next(iter(segmented.members.values()))
+            predicted = LabelMap(dseg=member_map.dseg, lesion=member_map.lesion if "lesion" in learnt else None,
+                                 labelled=learnt, who=who)
+            target_dir = out_dir / "predictions" / entry.path.parent.relative_to(study.root)
+            written = write_labels(scan, predicted, target_dir, who, keep_previous=False)
+            predictions.append(written["dseg"])
+            truth = read_labels(entry.dseg_path(rater_who(rater)), scan)
+            compared = set(truth.labelled) & learnt
+            table = compare_labels(predicted.dseg, truth.dseg, scan.pixel_spacing,
+                                   pred_lesion=predicted.lesion,
+                                   truth_lesion=truth.lesion if "lesion" in compared else None,
+                                   levels=scan.levels, labelled=compared)
+            table.insert(0, "fold", fold.index + 1)
+            table.insert(0, "scan", entry.stem)
+            table.insert(0, "session", entry.session or "")
+            table.insert(0, "subject", entry.subject)
+            tables.append(table)
+    per_slice = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    metrics = _metrics_with_means(per_slice, with_mean_rows)
+    metrics_csv = out_dir / "metrics.csv"
+    with atomic_path(metrics_csv) as tmp:
+        metrics.to_csv(tmp, index=False)
+    summary = CrossValidationResult(out_dir, metrics_csv, fold_models, predictions, metrics)
+    _finish_fold_models(out_dir, fold_models, rater, summary, fold_info)
+    return summary
+
+
+def _forward(job, base: int, total: int, started: float):
+    """Re-yield an inner job's progress on the outer scale; return its result."""
+    try:
+        while True:
+            step = next(job)
+            yield Progress(base + step.done, total, step.message, started, step.extra)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _learnt_structures(heads) -> set[str]:
+    """LabelledStructures that a member with these heads predicts."""
+    learnt = set()
+    for head in heads:
+        if head.kind == "lesion":
+            learnt.add("lesion")
+            continue
+        classes = head.classes
+        splits = {"canal": (0, 1), "cord": (1, 2), "gm": (2, 3)}
+        for structure, (a, b) in splits.items():
+            if not any(a in c and b in c for c in classes):
+                learnt.add(structure)
+        if not any(len(set(c) & {3, 4, 5, 6}) > 1 for c in classes):
+            learnt.add("horns")
+    return learnt
+
+
+def _metrics_with_means(per_slice, with_mean_rows):
+    """Per-slice rows of every scan plus one mean row per compartment over all of them."""
+    import pandas as pd
+
+    if per_slice.empty:
+        return per_slice
+    keys = ["subject", "session", "scan", "fold"]
+    means = with_mean_rows(per_slice.drop(columns=keys))
+    means = means[means["slice"] == "mean"]
+    for key in keys:
+        means.insert(keys.index(key), key, "all")
+    return pd.concat([per_slice, means], ignore_index=True)
+
+
+def _finish_fold_models(out_dir: Path, fold_models: list[Path], rater: str, summary, fold_info) -> None:
+    """Add the cross-validation metrics to each fold model's metadata; write the top ensemble.json."""
+    from score_gui.mdgru.checkpoint import read_checkpoint, save_model, load_model
+
+    metrics = summary.mean_metrics()
+    members = []
+    for path in fold_models:
+        model, meta = load_model(path)
+        meta.setdefault("training", {})["cross_validation"] = {"mean_out_of_fold": metrics,
+                                                               "folds": fold_info}
+        save_model(path, model, meta)
+        members.append((meta["name"], str(path.relative_to(out_dir))))
+    localiser = fold_models[0].parent / "localiser.pt"
+    write_ensemble_json(out_dir, members, str(localiser.relative_to(out_dir)))
