@@ -20,8 +20,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import logging
 import re
 import warnings
 import zlib
@@ -314,7 +316,8 @@ def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         raise ScoreInputError(path, f"cannot read file ({exc.strerror or exc})") from None
     if looks_like is not None:
         raise ScoreInputError(path, f"not a NIfTI file ({looks_like})")
-    img = _load_header(path)
+    with _quiet_nibabel():
+        img = _load_header(path)
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ScoreInputError(path, f"not a NIfTI file (read as {type(img).__name__})")
     shape = tuple(int(n) for n in img.shape)
@@ -328,6 +331,18 @@ def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for damaged data
         raise ScoreInputError(path, f"truncated or unreadable image data ({exc})") from None
     return img, data
+
+
+@contextlib.contextmanager
+def _quiet_nibabel():
+    """nibabel logs header fix-ups ("sizeof_hdr should be 348") to stderr: keep the CLI's one line."""
+    logger = nib.imageglobals.logger
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _load_header(path: Path):

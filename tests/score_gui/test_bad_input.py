@@ -238,3 +238,13 @@ def test_argparse_problems_are_one_line(capsys):
         main(["no-such-command"])
     assert info.value.code == 2
     _one_error_line(capsys.readouterr().err, "invalid choice: 'no-such-command'")
+
+
+def test_nibabel_header_fixups_do_not_reach_stderr(tmp_path, capfd):
+    path = tmp_path / "fixup.nii"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 2), np.float32), AFFINE), path)
+    blob = bytearray(path.read_bytes())
+    blob[252:254] = (30000).to_bytes(2, "little")  # qform_code out of range: nibabel "fixes" it
+    path.write_bytes(bytes(blob))
+    read_scan(path)
+    assert capfd.readouterr().err == ""
