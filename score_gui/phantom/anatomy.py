@@ -120,6 +120,8 @@ class Subject:
     plaques: list[Plaque] = field(default_factory=list)
     drift_mm: np.ndarray = field(default_factory=lambda: np.zeros((64, 2)))
     cord_shape: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    obliquity_mm: tuple[float, float] = (0.0, 0.0)
+    """Cord displacement across the 8 mm slab (the cord is not quite perpendicular)."""
     n_slices: int = 12
 
     def level_of(self, slice_index: int, n_slices: int | None = None) -> str:
@@ -234,6 +236,7 @@ def random_subject(rng: np.random.Generator, kind: str = "hc", n_slices: int = 1
         n_slices=n_slices,
         cord_shape=(float(rng.uniform(0.0, 0.035)), float(rng.uniform(0, 2 * np.pi)),
                     float(rng.uniform(0.0, 0.025)), float(rng.uniform(0, 2 * np.pi))),
+        obliquity_mm=(float(rng.normal(0, 0.2)), float(rng.normal(0, 0.3))),
     )
 
 
