@@ -283,3 +283,25 @@ def test_console_script_exit_code(study):
                              "sub-02_amira", "--slice", "0", "--status", "fail", "--reviewer", "ana"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("error: ")
+
+
+def test_score_areas_takes_the_log_or_the_export(study, tmp_path):
+    from score_gui.labels import LabelMap, write_labels
+    from score_gui.scan import read_scan
+
+    entry = study.find("sub-02_amira")
+    scan = read_scan(entry.path)
+    dseg = np.zeros(scan.label_shape, np.uint8)
+    dseg[:, 3:9, 3:8] = 1
+    dseg[:, 4:8, 4:7] = 2
+    write_labels(scan, LabelMap(dseg, who="score"), entry.derivatives_dir, "score")
+    log = QCLog(study.root)
+    log.record(_decision(1, "fail", "image_artifact"))
+    log.record(_decision(3, "pass"))
+    exported = log.export(tmp_path / "qc.tsv")
+    for qc in (study.root, exported):
+        out = tmp_path / "areas.csv"
+        assert main(["areas", "--dseg", str(entry.dseg_path("score")), "--qc", str(qc), "-o", str(out)]) == 0
+        table = pd.read_csv(out, keep_default_na=False)
+        assert table["qc_status"].tolist() == ["unreviewed", "fail", "unreviewed", "pass", "unreviewed"]
+        assert table["qc_reason"].tolist()[1] == "image_artifact"
