@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import MRImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from score_gui.cli import main
-from score_gui.dicom import import_dicom_folder, lps_to_ras
+from score_gui.dicom import import_dicom_folder
 from score_gui.errors import ScoreInputError
 from score_gui.scan import AMIRA_INVERSION_TIMES, read_scan
 
@@ -225,3 +225,42 @@ def test_cli_incomplete_series_is_one_line_exit_2(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing TI 97.1 ms" in lines[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+def test_enhanced_multiframe_with_functional_groups(tmp_path):
+    """Enhanced MR: one file, per-frame positions and inversion times in functional groups."""
+    acq = Acquisition(n_slices=3, times=(97.1, 466.5), orientation=_oblique(10))
+    ds = acq.dataset(0, 0, generate_uid(), with_ti=False)
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+                    "RescaleSlope", "RescaleIntercept"):
+        delattr(ds, keyword)
+    shared = Dataset()
+    orientation, measures, transform = Dataset(), Dataset(), Dataset()
+    orientation.ImageOrientationPatient = [f"{v:.6f}" for v in acq.orientation]
+    measures.PixelSpacing = [f"{v}" for v in acq.spacing]
+    measures.SliceThickness = "8"
+    transform.RescaleSlope, transform.RescaleIntercept = f"{acq.slope}", f"{acq.intercept}"
+    shared.PlaneOrientationSequence = [orientation]
+    shared.PixelMeasuresSequence = [measures]
+    shared.PixelValueTransformationSequence = [transform]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    order = [(s, t) for t in (1, 0) for s in (2, 0, 1)]  # frames in no particular order
+    per_frame = []
+    for s, t in order:
+        group, position, modifier = Dataset(), Dataset(), Dataset()
+        position.ImagePositionPatient = [f"{v:.4f}" for v in acq.position(s)]
+        modifier.InversionTimes = [acq.times[t]]
+        group.PlanePositionSequence = [position]
+        group.MRModifierSequence = [modifier]
+        per_frame.append(group)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+    ds.NumberOfFrames = len(order)
+    ds.PixelData = np.stack([acq.raw[s, t] for s, t in order]).tobytes()
+    folder = tmp_path / "enhanced"
+    folder.mkdir()
+    ds.save_as(folder / "multiframe.dcm", enforce_file_format=True)
+    out = import_dicom_folder(folder, tmp_path / "e.nii.gz")
+    img = nib.load(out)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), acq.expected())
+    _check_geometry(img, acq)
+    assert json.loads((tmp_path / "e.json").read_text())["InversionTimes"] == [97.1, 466.5]
