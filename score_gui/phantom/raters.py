@@ -130,7 +130,7 @@ def _rate_slice(dseg: np.ndarray, lesion: np.ndarray, profile: RaterProfile,
     cord = _redraw(structure_mask(d, "cord"), profile.cord_bias, jitter * 1.1, rng)
     canal = _redraw(structure_mask(d, "canal"), profile.canal_bias, jitter, rng) | cord
     cord_eroded = ndimage.binary_erosion(cord)  # GM never touches CSF
-    gm = _redraw(structure_mask(d, "gm"), profile.gm_bias, jitter * 1.25, rng) & cord_eroded
+    gm = _redraw(structure_mask(d, "gm"), profile.gm_bias, jitter * 1.12, rng) & cord_eroded
     out = np.full(d.shape, OUTSIDE, np.uint8)
     out[canal] = CSF
     out[cord] = WM
