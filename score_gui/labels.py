@@ -369,6 +369,7 @@ def _check_writable_labels(scan: Scan, labels: LabelMap) -> None:
 def _write_volume(scan: Scan, volume: np.ndarray, path: Path, keep_previous: bool) -> Path:
     img = nifti_for(scan, scan.to_file_grid(np.asarray(volume, np.uint8)), np.uint8)
     img.header.set_zooms(tuple(img.header.get_zooms()[:3]))
+    img.header.set_intent("label")  # viewers (FSLeyes, ITK-SNAP) then show it as a label map
     with atomic_path(path, keep_previous=keep_previous) as tmp:
         nib.save(img, str(tmp))
     return path

@@ -537,6 +537,9 @@ def nifti_for(scan: Scan, volume_file_grid: np.ndarray, dtype) -> nib.Nifti1Imag
     img = nib.Nifti1Image(np.asarray(volume_file_grid, dtype=dtype), scan.affine, header=header)
     img.set_data_dtype(dtype)
     img.header.set_xyzt_units("mm", "msec")
+    # Display range and intent describe the source's values, not these (e.g. labels).
+    img.header["cal_min"] = img.header["cal_max"] = 0
+    img.header.set_intent("none")
     img.set_qform(scan.affine, code=1)
     img.set_sform(scan.affine, code=1)
     return img

@@ -188,3 +188,18 @@ def test_constrain_paint_follows_nesting():
     np.testing.assert_array_equal(constrain_paint(dseg, LESION_VALUE), dseg >= 2)
     with pytest.raises(ValueError):
         constrain_paint(dseg, 12)
+
+
+def test_label_header_is_clean_of_the_scans_scaling_and_intent(tmp_path):
+    img = nib.Nifti1Image(np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4), np.diag([-1, -1, 8, 1]))
+    img.header.set_slope_inter(2.0, 10.0)
+    img.header["cal_max"] = 5
+    img.header.set_intent("vector")
+    nib.save(img, tmp_path / "s.nii.gz")
+    scan = read_scan(tmp_path / "s.nii.gz")
+    labels = np.random.default_rng(0).integers(0, 7, scan.label_shape).astype(np.uint8)
+    written = write_labels(scan, LabelMap(labels), tmp_path, "r")["dseg"]
+    header = nib.load(written).header
+    assert header.get_slope_inter() == (None, None) and header["cal_max"] == 0
+    assert header.get_intent()[0] == "label"
+    np.testing.assert_array_equal(read_labels(written, scan).dseg, labels)
