@@ -9,7 +9,7 @@ from score_gui.labels import LabelMap
 from score_gui.scan import AMIRA_INVERSION_TIMES, Scan
 
 
-def demo_scan(n_slices: int = 6, size: int = 128, seed: int = 0, kind: str = "ms") -> tuple[Scan, LabelMap]:
+def demo_scan(n_slices: int = 12, size: int = 192, seed: int = 0, kind: str = "ms") -> tuple[Scan, LabelMap]:
     """A demo scan and its labels: ``score_gui.phantom`` when available, else a small phantom.
 
     Examples
@@ -28,7 +28,7 @@ def _from_phantom(n_slices, size, seed, kind):
     except ImportError:
         return None
     try:
-        result = make_scan(kind=kind, seed=seed, n_slices=n_slices)
+        result = make_scan(kind=kind, seed=seed, n_slices=n_slices, shape=(size, size))
     except TypeError:
         return None
     items = result if isinstance(result, tuple) else (result,)

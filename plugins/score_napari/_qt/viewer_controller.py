@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -221,37 +222,119 @@ class ScoreViewer:
         return panes
 
     def load_scan(self, scan: Scan, labels: LabelMap | None = None) -> None:
-        """Show ``scan`` (one pane per image and average) with empty or given labels."""
+        """Show ``scan`` (one pane per image and average) with empty or given labels.
+
+        A scan with the same panes and shape as the one shown reuses the layers (only
+        the data changes), which is several times faster than building them.
+        """
+        panes = self.pane_images(scan)
+        reuse = (self.scan is not None and self.overlay is not None
+                 and [p.key for p in self.panes] == [key for key, _, _ in panes]
+                 and all(layer in self.viewer.layers for p in self.panes for layer in p.layers()))
+        for who in list(self._reference_maps):
+            self.remove_reference_labels(who)
+        for name in list(self._extra_arrays):
+            self.remove_overlay(name)
         self.scan = scan
-        self.overlay = np.zeros(scan.label_shape, np.uint8)
-        self.under = np.zeros(scan.label_shape, np.uint8)
-        self._reference_maps.clear()
-        self._reference_visible.clear()
-        self._extra_arrays.clear()
-        self._extra_visible.clear()
-        self._build_layers(scan)
-        self._single_pane = "1-5" if scan.is_amira else self.panes[0].key
-        self._layout = "all"
-        self._apply_layout()
+        with self._scene_paused():
+            self._load_layers(scan, panes, reuse)
         if labels is not None:
             self.set_labels(labels)
         else:
             self._labelled = set()
             self._who = ""
             self._clear_history()
+            if reuse:
+                self._refresh_all()
         self.viewer.dims.set_current_step(0, scan.n_slices // 2)
         self.viewer.reset_view()
         self.scan_loaded.emit()
 
-    def _build_layers(self, scan: Scan) -> None:
+    def _load_layers(self, scan: Scan, panes, reuse: bool) -> None:
+        if reuse and self.overlay.shape == scan.label_shape:
+            self.overlay[...] = 0
+            self.under[...] = 0
+            self._swap_images(scan, panes)
+        elif reuse:
+            self.overlay = np.zeros(scan.label_shape, np.uint8)
+            self.under = np.zeros(scan.label_shape, np.uint8)
+            self._swap_images(scan, panes)
+            for pane in self.panes:
+                pane.labels.data = self.overlay
+                pane.labels.metadata["score_tissue"] = self.under
+        else:
+            self.overlay = np.zeros(scan.label_shape, np.uint8)
+            self.under = np.zeros(scan.label_shape, np.uint8)
+            self._build_layers(scan, panes)
+        self._single_pane = "1-5" if scan.is_amira else self.panes[0].key
+        self._layout = "all"
+        self._apply_layout()
+
+    def _vispy_canvas(self):
+        window = getattr(self.viewer, "window", None)
+        qt_viewer = getattr(window, "_qt_viewer", None)
+        return getattr(qt_viewer, "canvas", None)
+
+    @contextmanager
+    def _scene_paused(self):
+        """Lay the grid out once at the end instead of once per added or hidden layer
+        (napari re-lays out every cell for every layer: quadratic in the layer count)."""
+        canvas = self._vispy_canvas()
+        if canvas is None or getattr(canvas, "_pause_scene_graph", None) is None:
+            yield
+            return
+        previous = canvas._pause_scene_graph
+        canvas._pause_scene_graph = True
+        try:
+            yield
+        finally:
+            canvas._pause_scene_graph = previous
+            if not previous:
+                canvas._update_scenegraph()
+
+    def canvas_position(self, pane_key: str, row: float, col: float) -> tuple[int, int]:
+        """Canvas pixel ``(x, y)`` of image pixel ``(row, col)`` in a pane (for tests and
+        scripted interaction)."""
+        canvas = self._vispy_canvas()
+        pane = next(p for p in self.panes if p.key == pane_key)
+        if not pane.image.visible:
+            raise ValueError(f"pane {pane_key!r} is not shown in layout {self._layout!r}")
+        index = self.viewer.layers.index(pane.image)
+        grid = self.viewer.canvas.grid
+        view = canvas.view
+        if grid.enabled:
+            cell = grid.position(index, self.viewer.layers)
+            for (coords, _), viewbox in zip(grid.iter_viewboxes(self.viewer.layers), canvas.grid_views):
+                if coords == cell:
+                    view = viewbox
+        dy, dx = self.scan.pixel_spacing
+        transform = view.transform * view.scene.transform
+        x, y = transform.map([col * dx, row * dy])[:2]
+        return int(round(x)), int(round(y))
+
+    def _swap_images(self, scan: Scan, panes) -> None:
+        for pane, (key, title, image) in zip(self.panes, panes):
+            pane.image.data = image
+            pane.image.contrast_limits_range = display_range(image, 0, 100)
+            pane.image.contrast_limits = display_range(image)
+            scale = (1.0, *scan.pixel_spacing)
+            for layer in (pane.image, pane.labels):
+                if not np.allclose(layer.scale, scale):
+                    layer.scale = scale
+            pane.labels.metadata["score_scan"] = scan
+
+    def _build_layers(self, scan: Scan, panes) -> None:
         from napari.layers import Image, Labels
 
+        grid = self.viewer.canvas.grid
+        grid.enabled = False   # one grid lay-out at the end instead of one per added layer
         self.viewer.layers.clear()
         self.panes = []
+        self._master = None
         scale = (1.0, *scan.pixel_spacing)
         cmap = labels_colormap()
         new_layers = []
-        for key, title, image in self.pane_images(scan):
+        for key, title, image in panes:
             image_layer = Image(image, name=title, colormap="gray", scale=scale,
                                 contrast_limits=display_range(image),
                                 metadata={"score_pane": key, "score_role": "image"})
@@ -374,13 +457,14 @@ class ScoreViewer:
             return None
         if value == 0 and layer.selected_label == LESION_VALUE:
             self._recompute_master = True  # napari colours the whole mask as background
-        layer._save_history(layer._history_atom_for_mask_paint(key, old_overlay, shown, value))
         data[shown] = new_overlay[shown]
         under[...] = new_under
         self._staged.append(_Edit(key, old_overlay, new_overlay, old_under, new_under))
         if value:
             self._labelled.add(_VALUE_TO_STRUCTURE[value])
         self._pending_key = key if self._pending_key is None else _union(self._pending_key, key)
+        # Last: outside a drag this fires napari's paint event, which ends our undo step.
+        layer._save_history(layer._history_atom_for_mask_paint(key, old_overlay, shown, value))
         return shown if shown.any() else None
 
     def _on_labels_update(self, layer) -> None:
@@ -656,22 +740,22 @@ class ScoreViewer:
 
     def _insert_per_pane(self, group, name, make) -> None:
         # From the last pane back, so earlier indices stay valid; each goes under the labels.
-        for pane in reversed(self.panes):
-            layer = make(pane)
-            index = self.viewer.layers.index(pane.labels)
-            self.viewer.layers.insert(index, layer)
-            group(pane)[name] = layer
-        self._update_stride()
-        self._apply_layout()
-        self._select_master()
+        with self._scene_paused():
+            for pane in reversed(self.panes):
+                layer = make(pane)
+                index = self.viewer.layers.index(pane.labels)
+                self.viewer.layers.insert(index, layer)
+                group(pane)[name] = layer
+            self._update_stride()
+            self._apply_layout()
 
     def _remove_per_pane(self, group, name) -> None:
-        for pane in self.panes:
-            layer = group(pane).pop(name)
-            self.viewer.layers.remove(layer)
-        self._update_stride()
-        self._apply_layout()
-        self._select_master()
+        with self._scene_paused():
+            for pane in self.panes:
+                layer = group(pane).pop(name)
+                self.viewer.layers.remove(layer)
+            self._update_stride()
+            self._apply_layout()
 
     # ------------------------------------------------------------------------------------
     # Layout, slice, camera
@@ -708,6 +792,11 @@ class ScoreViewer:
         return [p for p in self.panes if p.key == self._single_pane] or self.panes[:1]
 
     def _apply_layout(self) -> None:
+        with self._scene_paused():
+            self._set_visibility()
+        self._select_master()
+
+    def _set_visibility(self) -> None:
         shown = {pane.key for pane in self.visible_panes()}
         for pane in self.panes:
             on = pane.key in shown
@@ -722,7 +811,6 @@ class ScoreViewer:
         grid = self.viewer.canvas.grid
         if grid.enabled != (len(shown) > 1):
             grid.enabled = len(shown) > 1
-        self._select_master()
 
     def _select_master(self) -> None:
         """The labels layer of the first visible pane becomes the editable, active one."""
@@ -769,7 +857,7 @@ class ScoreViewer:
         rows, cols = np.nonzero(mask)
         return float(rows.min()), float(cols.min()), float(rows.max() + 1), float(cols.max() + 1)
 
-    def zoom_to_cord(self, margin: float = 1.0, field_mm: float = 30.0) -> None:
+    def zoom_to_cord(self, margin: float = 0.4, field_mm: float = 30.0) -> None:
         """Centre and zoom every pane on the canal (labels' box plus ``margin`` of its size on
         each side), or on the image centre with a ``field_mm`` field when there are no labels."""
         self._require_scan()

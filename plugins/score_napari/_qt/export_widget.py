@@ -1,0 +1,674 @@
+"""Export panel: the current scan's and the study's areas, plots, and saving them.
+
+:class:`ExportWidget` shows
+
+- **Scan**: the current scan's areas per slice (one source), failed slices marked;
+- **Study**: mean, SD and slice count per source and compartment (failed slices left out);
+- **Areas plot**: area per slice level for each compartment, one panel each, mean ± SD
+  over subjects per group (HC solid, MS dashed) as in the SCORE paper's Figure 2;
+- **Agreement plot**: box plots of Dice per compartment for each comparison (inter-rater,
+  rater vs consensus, SCORE vs consensus), computed on demand.
+
+Tables save as CSV or Excel, plots as PNG or SVG. Plots are drawn with plain ``QPainter``
+(matplotlib and QtCharts are not available), so the same code draws on screen, into a PNG
+(``QImage``) and into an SVG (``QSvgGenerator``).
+
+Programmatic use (tests, the app's Export mode)::
+
+    widget = ExportWidget(study_root)
+    widget.set_current_scan("sub-01_amira")
+    widget.save_table("scan.csv", which="scan"); widget.save_excel("study.xlsx")
+    widget.save_plot("areas.png", which="areas")
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from qtpy.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from qtpy.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox,
+                            QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QTabWidget,
+                            QVBoxLayout, QWidget)
+
+from score_gui.areas import AREA_COLUMNS, COLUMNS, passed, summary_table
+from score_gui.errors import ScoreInputError
+
+PLOT_COMPARTMENTS = ("cord", "wm", "gm", "anterior_horns", "posterior_horns", "gray_commissure", "lesion",
+                     "canal")
+TITLES = {"canal": "Spinal canal", "cord": "Spinal cord", "wm": "White matter", "gm": "Gray matter",
+          "anterior_horns": "Anterior horns", "posterior_horns": "Posterior horns",
+          "gray_commissure": "Gray commissure", "lesion": "Lesions", "na_wm": "NA white matter",
+          "na_gm": "NA gray matter", "csf": "CSF"}
+# The paper's palette; WM, pale in the overlay, is drawn dark brown here to read on white.
+PLOT_COLORS = {"canal": "#d4a017", "cord": "#a67c00", "csf": "#d4a017", "wm": "#6b3e1f", "gm": "#a0522d",
+               "anterior_horns": "#d62728", "posterior_horns": "#1f3a93", "gray_commissure": "#1e6b30",
+               "lesion": "#8e44ad", "na_wm": "#8b5a2b", "na_gm": "#c07040"}
+KIND_COLORS = {"inter-rater": "#4c72b0", "rater-consensus": "#55a868", "score-consensus": "#c44e52",
+               "score-rater": "#8172b2"}
+GROUP_STYLES = {"HC": Qt.PenStyle.SolidLine, "MS": Qt.PenStyle.DashLine}
+
+
+# ---------------------------------------------------------------------------------------
+# Data for the plots (pure pandas)
+# ---------------------------------------------------------------------------------------
+
+def level_order(table: pd.DataFrame) -> list[str]:
+    """Slice levels in cranio-caudal order (by their median slice index); slice numbers if no levels."""
+    levels = table["level"].fillna("").astype(str)
+    labels = levels.where(levels != "", "slice " + table["slice"].astype(str))
+    order = pd.DataFrame({"label": labels, "slice": table["slice"].astype(float)})
+    return order.groupby("label")["slice"].median().sort_values().index.tolist()
+
+
+def area_profiles(table: pd.DataFrame, source: str = "score", groups: dict[str, str] | None = None,
+                  compartments=PLOT_COMPARTMENTS) -> dict:
+    """``{compartment: {group: (levels, mean, sd, n)}}`` over subjects, failed slices left out.
+
+    Each subject counts once per level (its mean over scans), so rescanned subjects do not
+    weigh more.
+    """
+    kept = passed(table[table["source"] == source]).copy()
+    if kept.empty:
+        return {}
+    levels = kept["level"].fillna("").astype(str)
+    kept["level_label"] = levels.where(levels != "", "slice " + kept["slice"].astype(str))
+    order = level_order(kept)
+    kept["group"] = kept["subject"].astype(str).map(groups or {}).fillna("all") if groups else "all"
+    result = {}
+    for name in compartments:
+        values = pd.to_numeric(kept[name], errors="coerce")
+        frame = kept.assign(value=values).dropna(subset=["value"])
+        if frame.empty:
+            continue
+        per_subject = frame.groupby(["group", "level_label", "subject"])["value"].mean().reset_index()
+        result[name] = {}
+        for group, g in per_subject.groupby("group"):
+            stats = g.groupby("level_label")["value"].agg(["mean", "std", "count"]).reindex(order)
+            result[name][group] = (order, stats["mean"].to_numpy(), stats["std"].fillna(0).to_numpy(),
+                                   stats["count"].fillna(0).to_numpy())
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Drawing (QPainter; works on widgets, QImage and QSvgGenerator alike)
+# ---------------------------------------------------------------------------------------
+
+def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
+    """Round tick values covering ``[low, high]``.
+
+    Examples
+    --------
+    >>> nice_ticks(0, 87)
+    [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+    """
+    if not np.isfinite(low) or not np.isfinite(high) or high <= low:
+        high = low + 1.0
+    raw = (high - low) / max(count, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = math.floor(low / step) * step
+    ticks, value = [], start
+    while value < high + step * 0.999:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def _format_tick(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.2g}"
+
+
+class _Axes:
+    """Maps data to pixels inside a frame and draws the frame, ticks and labels."""
+
+    def __init__(self, painter: QPainter, rect: QRectF, y_range: tuple[float, float], n_x: int,
+                 title: str = "", y_label: str = ""):
+        self.painter, self.outer = painter, rect
+        self.frame = QRectF(rect.left() + 46, rect.top() + 24, rect.width() - 56, rect.height() - 62)
+        self.ticks = nice_ticks(*y_range)
+        self.y_low, self.y_high = self.ticks[0], self.ticks[-1]
+        self.n_x = max(n_x, 1)
+        self.title, self.y_label = title, y_label
+
+    def x(self, index: float) -> float:
+        return self.frame.left() + (index + 0.5) / self.n_x * self.frame.width()
+
+    def y(self, value: float) -> float:
+        span = (self.y_high - self.y_low) or 1.0
+        return self.frame.bottom() - (value - self.y_low) / span * self.frame.height()
+
+    def draw(self, x_labels: list[str]) -> None:
+        p = self.painter
+        p.setPen(QPen(QColor("#e6e6e6"), 1))
+        for tick in self.ticks:
+            p.drawLine(QPointF(self.frame.left(), self.y(tick)), QPointF(self.frame.right(), self.y(tick)))
+        p.setPen(QPen(QColor("#333333"), 1))
+        p.drawRect(self.frame)
+        font = QFont(p.font())
+        font.setPointSizeF(7.5)
+        p.setFont(font)
+        for tick in self.ticks:
+            p.drawText(QRectF(self.outer.left(), self.y(tick) - 7, 42, 14),
+                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), _format_tick(tick))
+        step = max(1, math.ceil(len(x_labels) / 8))
+        for i, label in enumerate(x_labels):
+            if i % step == 0:
+                p.save()
+                p.translate(self.x(i), self.frame.bottom() + 4)
+                p.rotate(40)
+                p.drawText(QRectF(0, -6, 60, 12), int(Qt.AlignmentFlag.AlignLeft), label)
+                p.restore()
+        bold = QFont(p.font())
+        bold.setPointSizeF(9)
+        bold.setBold(True)
+        p.setFont(bold)
+        p.drawText(QRectF(self.frame.left(), self.outer.top() + 2, self.frame.width(), 18),
+                   int(Qt.AlignmentFlag.AlignCenter), self.title)
+        p.setFont(font)
+        if self.y_label:
+            p.save()
+            p.translate(self.outer.left() + 8, self.frame.center().y())
+            p.rotate(-90)
+            p.drawText(QRectF(-60, -8, 120, 16), int(Qt.AlignmentFlag.AlignCenter), self.y_label)
+            p.restore()
+
+
+def draw_message(painter: QPainter, size: QSize, text: str) -> None:
+    painter.fillRect(QRectF(0, 0, size.width(), size.height()), QColor("white"))
+    painter.setPen(QColor("#555555"))
+    painter.drawText(QRectF(0, 0, size.width(), size.height()), int(Qt.AlignmentFlag.AlignCenter), text)
+
+
+def draw_area_profiles(painter: QPainter, size: QSize, profiles: dict, title: str = "") -> None:
+    """Small multiples: one panel per compartment, area (mm²) per slice level, a line per group."""
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    if not profiles:
+        draw_message(painter, size, "No areas to plot (no label maps, or every slice failed QC)")
+        return
+    painter.fillRect(QRectF(0, 0, size.width(), size.height()), QColor("white"))
+    names = list(profiles)
+    columns = 4 if len(names) > 3 else len(names)
+    rows = math.ceil(len(names) / columns)
+    top = 34 if title else 8
+    legend_h = 22
+    cell_w = size.width() / columns
+    cell_h = (size.height() - top - legend_h) / rows
+    if title:
+        bold = QFont(painter.font())
+        bold.setPointSizeF(11)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(QColor("#222222"))
+        painter.drawText(QRectF(0, 6, size.width(), 24), int(Qt.AlignmentFlag.AlignCenter), title)
+    groups_seen = []
+    for k, name in enumerate(names):
+        rect = QRectF((k % columns) * cell_w, top + (k // columns) * cell_h, cell_w, cell_h).adjusted(4, 2, -4, -2)
+        series = profiles[name]
+        lows = [np.nanmin(m - s) for _, m, s, _ in series.values() if np.isfinite(m).any()]
+        highs = [np.nanmax(m + s) for _, m, s, _ in series.values() if np.isfinite(m).any()]
+        low = max(0.0, min(lows)) if lows else 0.0
+        high = max(highs) if highs else 1.0
+        low = 0.0 if low < 0.35 * high else low  # keep zero in view unless it squeezes the data
+        levels = next(iter(series.values()))[0]
+        axes = _Axes(painter, rect, (low, high if high > low else low + 1), len(levels), TITLES.get(name, name),
+                     "mm²" if k % columns == 0 else "")
+        axes.draw(levels)
+        color = QColor(PLOT_COLORS.get(name, "#333333"))
+        for g_index, (group, (lv, mean, sd, _n)) in enumerate(series.items()):
+            if group not in groups_seen:
+                groups_seen.append(group)
+            pen = QPen(color, 2, GROUP_STYLES.get(group, Qt.PenStyle.SolidLine))
+            offset = (g_index - (len(series) - 1) / 2) * 3  # keep error bars of groups apart
+            points = [QPointF(axes.x(i) + offset, axes.y(v)) for i, v in enumerate(mean) if np.isfinite(v)]
+            painter.setPen(QPen(color, 1))
+            for i, (v, e) in enumerate(zip(mean, sd)):
+                if np.isfinite(v) and e > 0:
+                    painter.drawLine(QPointF(axes.x(i) + offset, axes.y(v - e)),
+                                     QPointF(axes.x(i) + offset, axes.y(v + e)))
+            painter.setPen(pen)
+            for a, b in zip(points, points[1:]):
+                painter.drawLine(a, b)
+            painter.setBrush(color if group != "MS" else QColor("white"))
+            painter.setPen(QPen(color, 1.5))
+            for point in points:
+                painter.drawEllipse(point, 2.6, 2.6)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+    _draw_group_legend(painter, size, groups_seen, legend_h)
+
+
+def _draw_group_legend(painter: QPainter, size: QSize, groups: list[str], height: int) -> None:
+    y = size.height() - height / 2
+    x = 12.0
+    painter.setPen(QColor("#333333"))
+    for group in groups:
+        painter.setPen(QPen(QColor("#333333"), 2, GROUP_STYLES.get(group, Qt.PenStyle.SolidLine)))
+        painter.drawLine(QPointF(x, y), QPointF(x + 26, y))
+        painter.setPen(QColor("#333333"))
+        label = {"all": "all subjects: mean ± SD"}.get(group, f"{group}: mean ± SD")
+        painter.drawText(QRectF(x + 30, y - 8, 170, 16), int(Qt.AlignmentFlag.AlignVCenter), label)
+        x += 190
+    painter.drawText(QRectF(x, y - 8, size.width() - x - 8, 16),
+                     int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight),
+                     "slices that failed QC left out")
+
+
+def box_stats(values) -> tuple[float, float, float, float, float] | None:
+    """Whisker low, Q1, median, Q3, whisker high (Tukey: 1.5 IQR, clipped to the data)."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    iqr = q3 - q1
+    low = values[values >= q1 - 1.5 * iqr].min()
+    high = values[values <= q3 + 1.5 * iqr].max()
+    return float(low), float(q1), float(median), float(q3), float(high)
+
+
+def draw_agreement_boxes(painter: QPainter, size: QSize, agreement: pd.DataFrame | None,
+                         metric: str = "dice") -> None:
+    """Box plots of ``metric`` per compartment, one box per comparison kind (failed slices out)."""
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    if agreement is None or agreement.empty:
+        draw_message(painter, size, "No agreement yet: it needs scans with two or more label sources\n"
+                                    "(raters, consensus, score). Press 'Compute agreement'.")
+        return
+    painter.fillRect(QRectF(0, 0, size.width(), size.height()), QColor("white"))
+    kept = agreement[agreement["qc_status"] != "fail"]
+    compartments = [c for c in ("canal", "cord", "wm", "gm", "anterior_horns", "posterior_horns",
+                                "gray_commissure", "lesion", "na_wm", "na_gm") if c in set(kept["compartment"])]
+    kinds = [k for k in KIND_COLORS if k in set(kept["kind"])]
+    values = kept[metric].to_numpy(float)
+    finite = values[np.isfinite(values)]
+    high = 1.0 if metric == "dice" else (finite.max() if len(finite) else 1.0)
+    low = max(0.0, finite.min() - 0.05) if metric == "dice" and len(finite) else 0.0
+    label = {"dice": "Dice", "hausdorff_mm": "Hausdorff (mm)", "hd95_mm": "HD95 (mm)"}[metric]
+    axes = _Axes(painter, QRectF(0, 0, size.width(), size.height() - 26), (low, high), len(compartments),
+                 f"{label} per compartment", label)
+    axes.draw([TITLES.get(c, c) for c in compartments])
+    slot = axes.frame.width() / max(len(compartments), 1)
+    box_w = min(22.0, slot * 0.8 / max(len(kinds), 1))
+    for i, name in enumerate(compartments):
+        for j, kind in enumerate(kinds):
+            stats = box_stats(kept.loc[(kept["compartment"] == name) & (kept["kind"] == kind), metric])
+            if stats is None:
+                continue
+            lo, q1, med, q3, hi = stats
+            cx = axes.x(i) + (j - (len(kinds) - 1) / 2) * box_w
+            color = QColor(KIND_COLORS[kind])
+            painter.setPen(QPen(color.darker(140), 1.2))
+            painter.drawLine(QPointF(cx, axes.y(lo)), QPointF(cx, axes.y(q1)))
+            painter.drawLine(QPointF(cx, axes.y(q3)), QPointF(cx, axes.y(hi)))
+            for whisker in (lo, hi):
+                painter.drawLine(QPointF(cx - box_w * 0.25, axes.y(whisker)),
+                                 QPointF(cx + box_w * 0.25, axes.y(whisker)))
+            fill = QColor(color)
+            fill.setAlpha(150)
+            painter.setBrush(fill)
+            painter.drawRect(QRectF(cx - box_w * 0.4, axes.y(q3), box_w * 0.8, axes.y(q1) - axes.y(q3)))
+            painter.setPen(QPen(QColor("#111111"), 2))
+            painter.drawLine(QPointF(cx - box_w * 0.4, axes.y(med)), QPointF(cx + box_w * 0.4, axes.y(med)))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+    x = 12.0
+    for kind in kinds:
+        painter.fillRect(QRectF(x, size.height() - 18, 12, 12), QColor(KIND_COLORS[kind]))
+        painter.setPen(QColor("#333333"))
+        painter.drawText(QRectF(x + 16, size.height() - 21, 140, 18), int(Qt.AlignmentFlag.AlignVCenter),
+                         kind.replace("score", "SCORE"))
+        x += 150
+
+
+def render_image(draw, size: QSize) -> QImage:
+    """Run ``draw(painter, size)`` on a white ARGB image."""
+    image = QImage(size, QImage.Format.Format_ARGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    try:
+        draw(painter, size)
+    finally:
+        painter.end()
+    return image
+
+
+def save_drawing(draw, path: str | Path, size: QSize = QSize(1200, 700)) -> Path:
+    """Save a drawing as PNG (or any QImage format) or SVG, atomically."""
+    from score_gui.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".svg":
+            from qtpy.QtSvg import QSvgGenerator
+
+            generator = QSvgGenerator()
+            generator.setFileName(str(tmp))
+            generator.setSize(size)
+            generator.setViewBox(QRectF(0, 0, size.width(), size.height()))
+            generator.setTitle("SCORE Studio plot")
+            painter = QPainter(generator)
+            try:
+                draw(painter, size)
+            finally:
+                painter.end()
+        else:
+            fmt = path.suffix.lstrip(".").upper() or "PNG"
+            if not render_image(draw, size).save(str(tmp), fmt):
+                raise ScoreInputError(path, f"cannot write a {fmt} image here")
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# Widgets
+# ---------------------------------------------------------------------------------------
+
+class PlotView(QWidget):
+    """Shows a drawing function scaled to the widget; redraws on resize."""
+
+    def __init__(self, draw=None, parent=None):
+        super().__init__(parent)
+        self.draw = draw or (lambda p, s: draw_message(p, s, "Nothing to show"))
+        self.setMinimumSize(480, 300)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_draw(self, draw) -> None:
+        self.draw = draw
+        self.update()
+
+    def paintEvent(self, event):  # noqa: N802 - Qt API
+        painter = QPainter(self)
+        try:
+            self.draw(painter, self.size())
+        finally:
+            painter.end()
+
+
+def fill_table(widget: QTableWidget, table: pd.DataFrame, decimals: int = 2) -> None:
+    """Show a DataFrame in a QTableWidget (NaN as empty cells, failed rows tinted)."""
+    widget.clear()
+    widget.setRowCount(len(table))
+    widget.setColumnCount(len(table.columns))
+    widget.setHorizontalHeaderLabels([str(c) for c in table.columns])
+    failed = table["qc_status"].eq("fail").to_numpy() if "qc_status" in table else np.zeros(len(table), bool)
+    for r, row in enumerate(table.itertuples(index=False)):
+        for c, value in enumerate(row):
+            if isinstance(value, (float, np.floating)):
+                text = "" if not np.isfinite(value) else f"{value:.{decimals}f}"
+            else:
+                text = str(value)
+            item = QTableWidgetItem(text)
+            if isinstance(value, (int, float, np.number)):
+                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+            if failed[r]:
+                item.setBackground(QColor("#f8d7da"))
+            widget.setItem(r, c, item)
+    widget.resizeColumnsToContents()
+
+
+class ExportWidget(QWidget):
+    """Tables and plots of a study's areas and agreement, saved as CSV, Excel, PNG or SVG.
+
+    Parameters
+    ----------
+    study_root : path or None
+        The study folder (``None``: empty until :meth:`set_study`).
+    """
+
+    exported = Signal(str)
+    """Emitted with the path of every file written."""
+
+    def __init__(self, study_root=None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("scoreExport")
+        self.study = None
+        self.areas = pd.DataFrame(columns=COLUMNS)
+        self.agreement: pd.DataFrame | None = None
+        self.groups: dict[str, str] | None = None
+        self.current_scan: str | None = None
+        self._build()
+        if study_root is not None:
+            self.set_study(study_root)
+
+    # -- layout -------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.title = QLabel("No study")
+        self.title.setObjectName("exportTitle")
+        top.addWidget(self.title, 1)
+        top.addWidget(QLabel("Source:"))
+        self.source_box = QComboBox()
+        self.source_box.currentTextChanged.connect(self._source_changed)
+        top.addWidget(self.source_box)
+        top.addWidget(QLabel("Scan:"))
+        self.scan_box = QComboBox()
+        self.scan_box.currentTextChanged.connect(self.set_current_scan)
+        top.addWidget(self.scan_box)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Read the study's label maps and QC decisions again")
+        self.refresh_button.clicked.connect(self.refresh)
+        top.addWidget(self.refresh_button)
+        layout.addLayout(top)
+
+        self.tabs = QTabWidget()
+        self.scan_table = self._table_widget()
+        self.study_table = self._table_widget()
+        self.areas_plot = PlotView(self._draw_areas)
+        self.agreement_plot = PlotView(self._draw_agreement)
+        self.tabs.addTab(self.scan_table, "Scan")
+        self.tabs.addTab(self.study_table, "Study")
+        self.tabs.addTab(self.areas_plot, "Areas plot")
+        agreement_page = QWidget()
+        page_layout = QVBoxLayout(agreement_page)
+        row = QHBoxLayout()
+        self.agreement_button = QPushButton("Compute agreement")
+        self.agreement_button.setToolTip("Dice and Hausdorff between raters, consensus and SCORE")
+        self.agreement_button.clicked.connect(self.compute_agreement)
+        self.metric_box = QComboBox()
+        self.metric_box.addItems(["dice", "hausdorff_mm", "hd95_mm"])
+        self.metric_box.currentTextChanged.connect(lambda _t: self.agreement_plot.update())
+        row.addWidget(self.agreement_button)
+        row.addWidget(QLabel("Metric:"))
+        row.addWidget(self.metric_box)
+        row.addStretch(1)
+        page_layout.addLayout(row)
+        page_layout.addWidget(self.agreement_plot, 1)
+        self.tabs.addTab(agreement_page, "Agreement plot")
+        layout.addWidget(self.tabs, 1)
+
+        buttons = QHBoxLayout()
+        for text, slot in (("Save table (CSV)…", self._ask_csv), ("Save Excel…", self._ask_excel),
+                           ("Save plot (PNG)…", lambda: self._ask_plot("png")),
+                           ("Save plot (SVG)…", lambda: self._ask_plot("svg"))):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        self.status = QLabel("")
+        buttons.addWidget(self.status, 1)
+        layout.addLayout(buttons)
+
+    @staticmethod
+    def _table_widget() -> QTableWidget:
+        table = QTableWidget()
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setAlternatingRowColors(True)
+        table.verticalHeader().setVisible(False)
+        return table
+
+    # -- data ---------------------------------------------------------------------------
+    def set_study(self, study_root) -> None:
+        from score_gui.study import Study
+
+        self.study = Study.open(study_root)
+        self.agreement = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the study's areas (QC log applied) and redraw everything."""
+        if self.study is None:
+            return
+        from score_gui.areas import read_qc, study_areas
+        from score_gui.stats import read_groups
+
+        qc = None
+        if self.study.qc_dir.exists():
+            try:
+                qc = read_qc(self.study.qc_dir)
+            except ScoreInputError as exc:
+                self.status.setText(f"QC log not read: {exc}")
+        self.areas = study_areas(self.study, qc=qc)
+        try:
+            self.groups = read_groups(self.study.root)
+        except ScoreInputError:
+            self.groups = None
+        n_failed = int((self.areas["qc_status"] == "fail").sum())
+        self.title.setText(f"<b>{self.study.root.name}</b>: {len(self.study.scans)} scans, "
+                           f"{len(self.areas)} slice rows, {n_failed} failed QC")
+        sources = sorted(self.areas["source"].unique(), key=lambda s: (s != "score", s))
+        self._set_items(self.source_box, sources)
+        stems = [e.stem for e in self.study.scans]
+        self._set_items(self.scan_box, stems, keep=self.current_scan)
+        self._update_tables()
+
+    @staticmethod
+    def _set_items(box: QComboBox, items: list[str], keep: str | None = None) -> None:
+        current = keep or box.currentText()
+        box.blockSignals(True)
+        box.clear()
+        box.addItems(items)
+        if current in items:
+            box.setCurrentText(current)
+        box.blockSignals(False)
+
+    @property
+    def source(self) -> str:
+        return self.source_box.currentText() or "score"
+
+    def set_current_scan(self, stem: str) -> None:
+        """Show this scan's table (the app calls it when the scan changes)."""
+        if not stem:
+            return
+        self.current_scan = stem
+        if self.scan_box.currentText() != stem and self.scan_box.findText(stem) >= 0:
+            self.scan_box.blockSignals(True)
+            self.scan_box.setCurrentText(stem)
+            self.scan_box.blockSignals(False)
+        self._update_tables()
+
+    def _source_changed(self, _text: str) -> None:
+        self._update_tables()
+
+    def scan_areas(self) -> pd.DataFrame:
+        """The current scan's rows of the current source."""
+        stem = self.current_scan or self.scan_box.currentText()
+        rows = self.areas[(self.areas["scan"] == stem) & (self.areas["source"] == self.source)]
+        return rows.reset_index(drop=True)
+
+    def study_summary(self) -> pd.DataFrame:
+        return summary_table(self.areas) if len(self.areas) else pd.DataFrame()
+
+    def _update_tables(self) -> None:
+        scan = self.scan_areas()
+        shown = ["slice", "level", "qc_status", "qc_reason"] + AREA_COLUMNS
+        fill_table(self.scan_table, scan[shown] if len(scan) else pd.DataFrame(columns=shown))
+        fill_table(self.study_table, self.study_summary())
+        self.areas_plot.update()
+
+    def compute_agreement(self) -> pd.DataFrame | None:
+        """Agreement between every pair of label sources of every scan (may take a while)."""
+        if self.study is None:
+            return None
+        from score_gui.agreement import study_agreement
+        from score_gui.areas import read_qc
+
+        qc = read_qc(self.study.qc_dir) if self.study.qc_dir.exists() else None
+        self.agreement = study_agreement(self.study, qc)
+        self.agreement_plot.update()
+        self.status.setText(f"agreement: {len(self.agreement)} slice comparisons")
+        return self.agreement
+
+    # -- drawing ------------------------------------------------------------------------
+    def _draw_areas(self, painter: QPainter, size: QSize) -> None:
+        profiles = area_profiles(self.areas, self.source, self.groups) if len(self.areas) else {}
+        name = self.study.root.name if self.study else ""
+        draw_area_profiles(painter, size, profiles, f"Areas per slice level: {name}, source {self.source}")
+
+    def _draw_agreement(self, painter: QPainter, size: QSize) -> None:
+        draw_agreement_boxes(painter, size, self.agreement, self.metric_box.currentText())
+
+    # -- saving -------------------------------------------------------------------------
+    def save_table(self, path, which: str = "study") -> Path:
+        """CSV of ``which``: ``scan`` (current scan), ``study`` (every row), ``summary``, ``agreement``."""
+        from score_gui.areas import write_areas_table
+        from score_gui.atomic import atomic_path
+
+        path = Path(path)
+        if which == "study":
+            write_areas_table(self.areas, path)
+        else:
+            table = {"scan": self.scan_areas, "summary": self.study_summary,
+                     "agreement": lambda: self.agreement if self.agreement is not None else pd.DataFrame()}[which]()
+            with atomic_path(path) as tmp:
+                table.to_csv(tmp, index=False, float_format="%.4f")
+        return self._done(path)
+
+    def save_excel(self, path) -> Path:
+        """One workbook: ``areas`` (every row), ``summary``, ``scan`` and, when computed, ``agreement``."""
+        from score_gui.atomic import atomic_path
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+                self.areas[COLUMNS].to_excel(writer, sheet_name="areas", index=False)
+                self.study_summary().to_excel(writer, sheet_name="summary", index=False)
+                self.scan_areas().to_excel(writer, sheet_name="scan", index=False)
+                if self.agreement is not None and len(self.agreement):
+                    from score_gui.agreement import agreement_summary
+
+                    self.agreement.to_excel(writer, sheet_name="agreement", index=False)
+                    agreement_summary(self.agreement).to_excel(writer, sheet_name="agreement_summary", index=False)
+        return self._done(path)
+
+    def save_plot(self, path, which: str = "areas", size: QSize = QSize(1200, 700)) -> Path:
+        """Save the areas plot or the agreement plot as PNG or SVG."""
+        draw = self._draw_areas if which == "areas" else self._draw_agreement
+        return self._done(save_drawing(draw, path, size))
+
+    def plot_pixmap(self, which: str = "areas", size: QSize = QSize(1200, 700)) -> QPixmap:
+        draw = self._draw_areas if which == "areas" else self._draw_agreement
+        return QPixmap.fromImage(render_image(draw, size))
+
+    def _done(self, path: Path) -> Path:
+        self.status.setText(f"saved {path}")
+        self.exported.emit(str(path))
+        return path
+
+    def _ask(self, caption: str, filters: str, default: str) -> str | None:
+        start = str((self.study.derivatives if self.study else Path.home()) / default)
+        path, _ = QFileDialog.getSaveFileName(self, caption, start, filters)
+        return path or None
+
+    def _guarded(self, action, *args) -> None:
+        try:
+            action(*args)
+        except (ScoreInputError, OSError) as exc:
+            QMessageBox.warning(self, "Not saved", str(exc))
+
+    def _ask_csv(self) -> None:
+        which = {0: "scan", 1: "summary", 3: "agreement"}.get(self.tabs.currentIndex(), "study")
+        path = self._ask("Save table", "CSV (*.csv)", f"{which}.csv")
+        if path:
+            self._guarded(self.save_table, path, which)
+
+    def _ask_excel(self) -> None:
+        path = self._ask("Save Excel workbook", "Excel (*.xlsx)", "areas.xlsx")
+        if path:
+            self._guarded(self.save_excel, path)
+
+    def _ask_plot(self, kind: str) -> None:
+        which = "agreement" if self.tabs.currentIndex() == 3 else "areas"
+        path = self._ask("Save plot", f"{kind.upper()} (*.{kind})", f"{which}.{kind}")
+        if path:
+            self._guarded(self.save_plot, path, which)
