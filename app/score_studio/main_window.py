@@ -31,6 +31,7 @@ from score_studio.shortcuts import ACTIONS, ShortcutsDialog
 from score_studio.study_browser import StudyBrowser
 
 MODES = ("annotate", "segment", "qc", "export")
+MODE_DOCK_WIDTHS = {"annotate": 400, "segment": 400, "qc": 560, "export": 640}
 MODE_TITLES = {"annotate": "Annotate", "segment": "Segment", "qc": "QC", "export": "Export"}
 ICON_COLOR = "#d8dee9"
 STYLE_FILE = Path(__file__).with_name("style.qss")
@@ -295,7 +296,8 @@ class MainWindow(QMainWindow):
         groups = [("open_study", "open_scan"), ("save", "undo", "redo"),
                   ("prev_scan", "next_scan"), ("layout_all", "layout_working", "layout_single", "zoom_cord"),
                   ("segment",), tuple(f"mode_{m}" for m in MODES), ("shortcuts",)]
-        icon_only = {"undo", "redo", "prev_scan", "next_scan", "zoom_cord", "shortcuts"}
+        icon_only = {"open_scan", "undo", "redo", "prev_scan", "next_scan", "layout_all", "layout_working",
+                     "layout_single", "zoom_cord", "shortcuts"}
         for group in groups:
             for name in group:
                 bar.addAction(self.actions_by_name[name])
@@ -761,6 +763,9 @@ class MainWindow(QMainWindow):
     def _on_mode_tab(self, mode: str) -> None:
         self.actions_by_name[f"mode_{mode}"].setChecked(True)
         self.modes_dock.setWindowTitle(ACTIONS[f"mode_{mode}"].help)
+        self.settings.mode = mode
+        # QC tiles and export plots need more room than the annotation tools.
+        self.resizeDocks([self.modes_dock], [MODE_DOCK_WIDTHS[mode]], Qt.Horizontal)
         if mode == "export":
             self._refresh_export()
         elif mode == "qc":
@@ -777,7 +782,6 @@ class MainWindow(QMainWindow):
             self.export_widget.refresh()
         if self.entry is not None:
             self.export_widget.set_current_scan(self.entry.stem)
-        self.settings.mode = mode
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog(self)

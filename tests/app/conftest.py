@@ -42,9 +42,11 @@ def study_builder():
 
 @pytest.fixture(scope="module")
 def isolated_home(tmp_path_factory):
-    """SCORE_HOME and napari settings in a temporary folder for module-scoped windows."""
+    """SCORE_HOME and napari settings for module-scoped windows: the same folders as the
+    function-level isolation of ``tests/conftest.py``, so both see the same files."""
     mp = pytest.MonkeyPatch()
-    home = tmp_path_factory.mktemp("apphome")
+    home = tmp_path_factory.getbasetemp() / "home"
+    home.mkdir(exist_ok=True)
     mp.setenv("SCORE_HOME", str(home / "score"))
     mp.setenv("NAPARI_CONFIG", str(home / "napari.yaml"))
     mp.setenv("XDG_CONFIG_HOME", str(home / "config"))
