@@ -127,7 +127,9 @@ def run_make_scan(n_scans: int, seed: int, seg_rate: float = 0.05) -> pd.DataFra
             kinds = {h.kind for h in found.get(s, [])}
             rows.append({"subject": i, "session": 0, "slice": s, "degraded": reason or "none",
                          **{k: k in kinds for k in KINDS}})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["session_outlier"] = np.nan  # one session per subject: the check cannot run
+    return table
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -136,12 +138,12 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     lines = []
     for kind in KINDS:
         target = TARGET.get(kind)
-        hits = table.loc[table["degraded"] == target, kind] if target else pd.Series(dtype=bool)
+        hits = table.loc[table["degraded"] == target, kind].dropna() if target else pd.Series(dtype=bool)
         lines.append({"kind": kind, "targets": target or "-", "n_target": len(hits),
                       "sensitivity": hits.mean() if len(hits) else np.nan,
                       "false_positive_rate": clean[kind].mean(),
                       "flags_other_degraded": degraded.loc[degraded["degraded"] != target, kind].mean()})
-    any_flag = table[list(KINDS)].any(axis=1)
+    any_flag = table[list(KINDS)].fillna(False).astype(bool).any(axis=1)
     lines.append({"kind": "any", "targets": "any degradation", "n_target": len(degraded),
                   "sensitivity": any_flag[degraded.index].mean(),
                   "false_positive_rate": any_flag[clean.index].mean(), "flags_other_degraded": np.nan})

@@ -146,3 +146,12 @@ def test_screenshot_shows_tiles_with_status_frames(qtbot, widget, tmp_path):
     assert has((0x2e, 0x9d, 0x4b)) and has((0xd0, 0x31, 0x2d))   # pass and fail frames
     assert has((0xd4, 0xa0, 0x17), 40)                           # gold canal contours
     assert has((0xe0, 0x8a, 0x00))                               # suggestion badge
+
+
+def test_unwritable_log_is_reported_not_crashed(qtbot, widget, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the QC folder should be")
+    widget.log = QCLog(blocker / "qc")  # cannot be created, even as root
+    qtbot.keyClick(widget.grid, Qt.Key_P)
+    assert "Not recorded" in widget.message.text() and "is a file" in widget.message.text()
+    assert widget.current_slice() == 0 and widget.status(0) == ("unreviewed", "")

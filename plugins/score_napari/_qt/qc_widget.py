@@ -28,6 +28,7 @@ from qtpy.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPixmap
 from qtpy.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QListView,
                             QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
+from score_gui.errors import ScoreInputError
 from score_gui.qc.log import REASONS, Decision, QCLog
 from score_gui.qc.report import STATUS_COLORS, thumbnail_rgb
 from score_gui.study import Study
@@ -395,7 +396,11 @@ class QCWidget(QWidget):
                         reason, self.reviewer, comment)
 
     def _record(self, decision: Decision, advance: bool) -> None:
-        self.log.record(decision)
+        try:
+            self.log.record(decision)
+        except ScoreInputError as exc:  # e.g. a read-only study: say so, lose nothing else
+            self.message.setText(f"<span style='color:#d0312d'>Not recorded: {exc}</span>")
+            return
         self._refresh_slice(decision.slice)
         self.message.setText(f"Recorded: slice {decision.slice} {decision.status}"
                              + (f" ({decision.reason})" if decision.reason else "") + ".")
@@ -418,8 +423,12 @@ class QCWidget(QWidget):
         following = [t for t in order[s + 1:] if t in visible]
         if following:
             self._select(following[0])
-        elif s in visible:
+            return
+        if s in visible:
             self._select(s)
+        done, total = self.progress()[:2]
+        if done == total:
+            self.message.setText(f"All {total} slices of this scan reviewed: N for the next scan.")
 
     def pass_current(self) -> None:
         s = self.current_slice()
@@ -444,7 +453,11 @@ class QCWidget(QWidget):
 
     def undo(self) -> None:
         """Undo this reviewer's latest decision (appends a restoring one) and show that slice."""
-        restored = self.log.undo_last(self.reviewer)
+        try:
+            restored = self.log.undo_last(self.reviewer)
+        except ScoreInputError as exc:
+            self.message.setText(f"<span style='color:#d0312d'>Undo failed: {exc}</span>")
+            return
         if restored is None:
             self.message.setText("Nothing to undo.")
             return
