@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,13 +95,24 @@ def pick_device(device: str = "cpu") -> torch.device:
     return torch.device("cpu")
 
 
-def configure_threads() -> int:
-    """Intra-op threads for PyTorch: ``$SCORE_THREADS`` or min(cores, 4).
-
-    More threads than ~4 do not pay for MDGRU's small per-step convolutions.
-    """
+def worker_count() -> int:
+    """CPU workers for inference: ``$SCORE_THREADS`` or min(cores, 4)."""
     wanted = os.environ.get("SCORE_THREADS")
-    threads = int(wanted) if wanted and wanted.isdigit() and int(wanted) > 0 else min(os.cpu_count() or 1, 4)
+    if wanted and wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def configure_threads(intra_op: int | None = None) -> int:
+    """Set PyTorch's intra-op threads (default :func:`worker_count`); return the number set.
+
+    MDGRU runs thousands of small convolutions per slice. With several intra-op threads
+    every one of them ends in a barrier, and on a busy machine a descheduled thread
+    stalls every barrier: measured here, 2 threads under a load of 8 took over 25 times
+    longer than 1 thread. :func:`segment_scan` therefore parallelises across ensemble
+    members (Python threads, one intra-op thread each), which degrades gracefully.
+    """
+    threads = worker_count() if intra_op is None else max(1, int(intra_op))
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
@@ -289,24 +303,18 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
     started = time.monotonic()
     ensemble.check_fits(scan)
     dev = pick_device(device) if device is not None else ensemble.device
-    configure_threads()
+    workers = min(worker_count(), len(ensemble.members)) if dev.type == "cpu" else 1
+    configure_threads(1 if workers > 1 else None)
     total = scan.n_slices * len(ensemble.members)
     yield Progress(0, total, f"{scan.stem}: finding the canal", started)
     normalised = zscore_slices(scan.images)
     centres = find_canal(scan, ensemble.localiser, normalised, dev)
     t_localised = time.monotonic()
+    jobs = [_member_labels(member, scan, normalised, centres, dev) for member in ensemble.members]
+    results = yield from _run_members(jobs, ensemble.members, workers, scan, total, started)
     member_maps: dict[str, LabelMap] = {}
-    done = 0
-    for member in ensemble.members:
-        job = _member_labels(member, scan, normalised, centres, dev)
-        try:
-            while True:
-                s = next(job)
-                done += 1
-                yield Progress(done, total, f"{scan.stem}: model {member.name} slice {s + 1}/{scan.n_slices}",
-                               started)
-        except StopIteration as stop:
-            member_maps[_unique(member.name, member_maps)] = stop.value
+    for member, label_map in zip(ensemble.members, results):
+        member_maps[_unique(member.name, member_maps)] = label_map
     t_members = time.monotonic()
     maps = list(member_maps.values())
     consensus = majority_vote(maps, who="score") if len(maps) > 1 else _relabel(maps[0], "score")
@@ -317,6 +325,50 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
               "per_slice": (finished - started) / max(scan.n_slices, 1)}
     return SegmentationResult(consensus=consensus, members=member_maps if members_out else {},
                               disagreement=disagreement, centres=centres, timing=timing)
+
+
+def _run_members(jobs, members, workers: int, scan: Scan, total: int, started: float):
+    """Drive the members' slice generators, ``workers`` at a time; yield Progress; return their maps."""
+    done = 0
+    label = [f"{scan.stem}: model {m.name} slice {{}}/{scan.n_slices}" for m in members]
+    if workers <= 1:
+        results = []
+        for i, job in enumerate(jobs):
+            try:
+                while True:
+                    s = next(job)
+                    done += 1
+                    yield Progress(done, total, label[i].format(s + 1), started)
+            except StopIteration as stop:
+                results.append(stop.value)
+        return results
+    events: queue.Queue = queue.Queue()
+    stop_requested = threading.Event()  # set when the caller stops (cancel) or fails
+
+    def drive(i, job):
+        try:
+            while not stop_requested.is_set():
+                events.put((i, next(job)))
+        except StopIteration as stop:
+            return stop.value
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score-member") as pool:
+        futures = [pool.submit(drive, i, job) for i, job in enumerate(jobs)]
+        try:
+            while done < total:
+                try:
+                    i, s = events.get(timeout=0.2)
+                except queue.Empty:
+                    failed = [f for f in futures if f.done() and f.exception() is not None]
+                    if failed:
+                        raise failed[0].exception()
+                    continue
+                done += 1
+                yield Progress(done, total, label[i].format(s + 1), started)
+            return [f.result() for f in futures]
+        finally:
+            stop_requested.set()
 
 
 def _unique(name: str, taken: dict) -> str:

@@ -1,7 +1,7 @@
 """From a scan to model inputs and from model outputs back to the scan's grid.
 
 A model sees every slice at its own fixed in-plane pixel size (``pixel_size_mm``,
-0.5 mm for the default models) in a square crop of ``crop_size_px`` pixels centred on
+0.6 mm for the default models) in a square crop of ``crop_size_px`` pixels centred on
 the spinal canal (or the whole field of view when ``crop_size_px`` is 0). Steps:
 
 1. :func:`zscore_slices`: per slice and image, subtract the mean and divide by the
@@ -84,7 +84,7 @@ class ModelGrid:
         return slice(r0, max(r1, r0)), slice(c0, max(c1, c0))
 
 
-def model_grid(native_spacing, native_shape, centre=None, pixel_size_mm: float = 0.5,
+def model_grid(native_spacing, native_shape, centre=None, pixel_size_mm: float = 0.6,
                crop_size_px: int = 0) -> ModelGrid:
     """The model grid around ``centre`` (native row, col; default the image centre).
 
@@ -98,7 +98,7 @@ def model_grid(native_spacing, native_shape, centre=None, pixel_size_mm: float =
     if crop_size_px:
         size = (int(crop_size_px), int(crop_size_px))
     else:
-        size = (max(int(round(height * dy / pixel_size_mm)), 1), max(int(round(width * dx / pixel_size_mm)), 1))
+        size = (max(int(round(height * dy / pixel_size_mm)), 8), max(int(round(width * dx / pixel_size_mm)), 8))
     rows = centre[0] + (np.arange(size[0]) - (size[0] - 1) / 2) * step[0]
     cols = centre[1] + (np.arange(size[1]) - (size[1] - 1) / 2) * step[1]
     return ModelGrid(rows.astype(np.float64), cols.astype(np.float64), step)
@@ -107,19 +107,17 @@ def model_grid(native_spacing, native_shape, centre=None, pixel_size_mm: float =
 def sample_crops(normalised: np.ndarray, grids: list[ModelGrid], order: int = 1) -> np.ndarray:
     """Resample normalised slices ``[S, T, H, W]`` onto one grid per slice -> ``[S, T, h, w]``.
 
-    When a model pixel is larger than a native pixel the slice is low-pass filtered
-    first (Gaussian, sigma = (ratio - 1) / 2 native pixels) so that downsampling does not alias.
+    Plain linear interpolation without anti-aliasing, exactly as training resamples its
+    crops (:func:`score_gui.training.augment.warp_images`), so the models see at inference
+    what they saw in training.
     """
     n_slices, n_images = normalised.shape[:2]
     out = np.zeros((n_slices, n_images, *grids[0].shape), np.float32)
     for s, grid in enumerate(grids):
         rr, cc = np.meshgrid(grid.rows, grid.cols, indexing="ij")
-        sigma = [(st - 1.0) / 2 if st > 1.25 else 0.0 for st in grid.step]
         for t in range(n_images):
-            image = normalised[s, t]
-            if any(sigma):
-                image = ndimage.gaussian_filter(image, sigma)
-            out[s, t] = ndimage.map_coordinates(image, [rr, cc], order=order, mode="constant", cval=0.0)
+            out[s, t] = ndimage.map_coordinates(normalised[s, t], [rr, cc], order=order, mode="constant",
+                                                cval=0.0, prefilter=order > 1)
     return out
 
 

@@ -257,3 +257,25 @@ def test_a_foreign_checkpoint_in_the_ensemble_is_reported(tmp_path, capsys):
     assert code == 2 and "not a SCORE MDGRU checkpoint" in capsys.readouterr().err
     save_model(models / "m1_fused.pt", MDGRUNet(8, 9, hidden=(2,), fc=(), kernel=3))
     assert main(["segment", str(_cli_scan(tmp_path, 8)), "-o", str(tmp_path / "out"), "--models", str(models)]) == 0
+
+
+def test_members_in_parallel_give_the_same_labels_as_in_sequence(tmp_path, monkeypatch):
+    scan, _ = disc_scan(n_slices=2)
+    ensemble = Ensemble.load(make_untrained_ensemble(tmp_path / "m", n_members=3, tiny=True))
+    sequential = drain(segment_scan(scan, ensemble, members_out=True))
+    monkeypatch.setenv("SCORE_THREADS", "2")
+    job = segment_scan(scan, ensemble, members_out=True)
+    steps = []
+    try:
+        while True:
+            steps.append(next(job))
+    except StopIteration as stop:
+        parallel = stop.value
+    assert [s.done for s in steps] == list(range(0, 7))
+    for name in ("m1", "m2", "m3"):
+        np.testing.assert_array_equal(parallel.members[name].dseg, sequential.members[name].dseg)
+    np.testing.assert_array_equal(parallel.consensus.dseg, sequential.consensus.dseg)
+    # Stopping early (a cancelled job) returns promptly and leaves no worker running.
+    job = segment_scan(scan, ensemble)
+    next(job), next(job)
+    job.close()

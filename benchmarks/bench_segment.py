@@ -1,0 +1,134 @@
+"""Speed and memory of ``score segment`` (target: <= 5 s and <= 1.5 GB per 12-slice scan, 2 cores).
+
+Run: ``.venv/bin/python benchmarks/bench_segment.py [--models DIR] [--quick]``
+
+1. End to end: ``score segment`` in a fresh process on one 12-slice 192x192x8 demo scan
+   with the full ensemble (3 members + localiser), Python start, imports and model
+   loading included; wall time and peak RSS of that process (``resource.getrusage``).
+2. In process: per-phase and per-slice time of ``segment_scan``.
+3. Scaling with image size and slice count (in process, models loaded once).
+4. The network alone on one member's 12 crops: per-slice calls versus one batch of 12.
+
+Without trained weights in ``resources/models/default`` the benchmark uses an untrained
+ensemble of the default architecture in a temporary folder (same cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from score_gui.inference import (ENSEMBLE_FILE, Ensemble, configure_threads, make_untrained_ensemble,
+                                 models_root, segment_scan)
+from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, MDGRUNet
+from score_gui.phantom.study import make_scan, write_demo
+from score_gui.progress import drain
+
+
+def pick_models(requested: str | None, tmp: Path) -> Path:
+    if requested:
+        return Path(requested)
+    shipped = models_root() / "default"
+    if (shipped / ENSEMBLE_FILE).is_file():
+        return shipped
+    print("no trained default models: using an untrained ensemble of the default architecture")
+    return make_untrained_ensemble(tmp / "models", n_members=3)
+
+
+def end_to_end(scan_path: Path, models: Path, out: Path, repeats: int) -> None:
+    score = Path(sys.executable).with_name("score")
+    command = [str(score), "segment", str(scan_path), "-o", str(out), "--models", str(models)]
+    walls = []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_gb = after.ru_maxrss / 1024 ** 2  # ru_maxrss is in KiB on Linux (max over children)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(f"end to end  score segment, 12 x 192x192x8, 3 members: wall min {min(walls):.2f} s "
+          f"(runs {', '.join(f'{w:.2f}' for w in walls)}), last run CPU {cpu:.2f} s, "
+          f"peak RSS {peak_gb:.2f} GB  [target <= 5 s, <= 1.5 GB]")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import score_gui.inference"], check=True)
+    print(f"            of which Python start + imports: {time.perf_counter() - start:.2f} s")
+
+
+def in_process(ensemble: Ensemble, kind: str = "ms") -> None:
+    scan, _, _ = make_scan(kind, seed=3, n_slices=12)
+    drain(segment_scan(scan, ensemble))  # warm-up
+    best = None
+    for _ in range(2):
+        result = drain(segment_scan(scan, ensemble))
+        if best is None or result.timing["total"] < best["total"]:
+            best = result.timing
+    per_member_slice = best["members"] / (scan.n_slices * len(ensemble.members))
+    print(f"in process  total {best['total']:.2f} s: localise {best['localise']:.3f} s, members "
+          f"{best['members']:.2f} s ({per_member_slice * 1000:.0f} ms per member-slice), vote "
+          f"{best['vote']:.3f} s; {best['per_slice'] * 1000:.0f} ms per slice")
+
+
+def scaling(ensemble: Ensemble) -> None:
+    for shape, n_slices in (((128, 128), 12), ((192, 192), 12), ((256, 256), 12), ((384, 384), 12),
+                            ((192, 192), 6), ((192, 192), 24)):
+        scan, _, _ = make_scan("hc", seed=1, n_slices=n_slices, shape=shape)
+        start = time.perf_counter()
+        drain(segment_scan(scan, ensemble))
+        wall = time.perf_counter() - start
+        print(f"scaling     {shape[0]}x{shape[1]} x {n_slices:2d} slices: {wall:.2f} s "
+              f"({wall / n_slices * 1000:.0f} ms per slice)")
+
+
+def network_alone(crop: int) -> None:
+    net = MDGRUNet(8, 9, **DEFAULT_ARCHITECTURE).eval()
+    x = torch.randn(12, 8, crop, crop)
+    with torch.inference_mode():
+        net(x[:1])
+        per_slice = min(_timed(lambda: [net(x[i:i + 1]) for i in range(12)]) for _ in range(3))
+        batched = min(_timed(lambda: net(x)) for _ in range(3))
+    print(f"network     one member, 12 crops of {crop}x{crop}: per-slice calls {per_slice:.3f} s, "
+          f"one batch of 12 {batched:.3f} s")
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", help="model folder (default: shipped default, else untrained)")
+    parser.add_argument("--quick", action="store_true", help="skip the scaling runs")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    threads = configure_threads()
+    print(f"torch {torch.__version__}, {threads} threads (SCORE_THREADS={os.environ.get('SCORE_THREADS', '')}), "
+          f"{os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        models = pick_models(args.models, tmp)
+        scan_path = write_demo(tmp / "data", kind="ms", seed=1)["scan"]
+        end_to_end(scan_path, models, tmp / "out", args.repeats)
+        ensemble = Ensemble.load(models)
+        crop = ensemble.members[0].crop_size_px
+        print(f"models      {models}: {len(ensemble.members)} members, crop {crop} px at "
+              f"{ensemble.members[0].pixel_size_mm} mm, localiser {'yes' if ensemble.localiser else 'no'}")
+        in_process(ensemble)
+        network_alone(crop or 192)
+        if not args.quick:
+            scaling(ensemble)
+
+
+if __name__ == "__main__":
+    main()
