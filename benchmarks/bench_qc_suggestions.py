@@ -143,7 +143,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                       "sensitivity": hits.mean() if len(hits) else np.nan,
                       "false_positive_rate": clean[kind].mean(),
                       "flags_other_degraded": degraded.loc[degraded["degraded"] != target, kind].mean()})
-    any_flag = table[list(KINDS)].fillna(False).astype(bool).any(axis=1)
+    any_flag = (table[list(KINDS)].astype(float).fillna(0) > 0).any(axis=1)
     lines.append({"kind": "any", "targets": "any degradation", "n_target": len(degraded),
                   "sensitivity": any_flag[degraded.index].mean(),
                   "false_positive_rate": any_flag[clean.index].mean(), "flags_other_degraded": np.nan})

@@ -332,32 +332,43 @@ def slice_areas(dseg: np.ndarray, pixel_area_mm2: float) -> pd.DataFrame:
     return areas
 
 
+def _neighbour_deviation(values: np.ndarray, window: int, min_area: float) -> tuple[np.ndarray, np.ndarray]:
+    """Relative deviation of each value from the median of its neighbours, and that median."""
+    deviation = np.full(values.shape, np.nan)
+    reference = np.full(values.shape, np.nan)
+    for s, value in enumerate(values):
+        neighbours = np.concatenate([values[max(0, s - window):s], values[s + 1:s + 1 + window]])
+        neighbours = neighbours[np.isfinite(neighbours)]
+        if not np.isfinite(value) or neighbours.size < 2:
+            continue
+        reference[s] = float(np.median(neighbours))
+        if reference[s] >= min_area:
+            deviation[s] = (value - reference[s]) / reference[s]
+    return deviation, reference
+
+
 def area_outliers(areas: pd.DataFrame, thresholds: Thresholds = THRESHOLDS, window: int = 2
                   ) -> dict[int, list[Suggestion]]:
     """Slices whose cord or GM area departs from the median of the slices within ``window``."""
     found: dict[int, list[Suggestion]] = {}
     for column, limit in thresholds.area_relative.items():
         values = areas[column].to_numpy(float)
-        for s, value in enumerate(values):
-            neighbours = np.concatenate([values[max(0, s - window):s], values[s + 1:s + 1 + window]])
-            neighbours = neighbours[np.isfinite(neighbours)]
-            if not np.isfinite(value) or neighbours.size < 2:
-                continue
-            reference = float(np.median(neighbours))
-            if reference < thresholds.min_area_mm2:
-                continue
-            deviation = (value - reference) / reference
-            if abs(deviation) > limit:
-                found.setdefault(s, []).append(_make(
-                    "area_outlier", min(1.0, abs(deviation) / limit / 2),
-                    f"{column} area {value:.1f} mm² vs {reference:.1f} mm² in neighbouring slices "
-                    f"({deviation:+.0%})"))
+        deviation, reference = _neighbour_deviation(values, window, thresholds.min_area_mm2)
+        for s in np.flatnonzero(np.abs(np.nan_to_num(deviation)) > limit):
+            found.setdefault(int(s), []).append(_make(
+                "area_outlier", min(1.0, abs(deviation[s]) / limit / 2),
+                f"{column} area {values[s]:.1f} mm² vs {reference[s]:.1f} mm² in neighbouring slices "
+                f"({deviation[s]:+.0%})"))
     return found
 
 
 def session_outliers(areas: pd.DataFrame, other_sessions: list[pd.DataFrame],
                      thresholds: Thresholds = THRESHOLDS) -> dict[int, list[Suggestion]]:
-    """Slices whose cord or GM area departs from the same slice in the subject's other sessions."""
+    """Slices whose cord or GM area departs from the same slice in the subject's other sessions.
+
+    Another session's slice that is itself an outlier among its neighbours is left out of
+    the comparison: its own failure should not be blamed on this one.
+    """
     found: dict[int, list[Suggestion]] = {}
     if not other_sessions:
         return found
@@ -365,7 +376,10 @@ def session_outliers(areas: pd.DataFrame, other_sessions: list[pd.DataFrame],
         others = np.full((len(other_sessions), len(areas)), np.nan)
         for i, table in enumerate(other_sessions):
             n = min(len(table), len(areas))
-            others[i, :n] = table[column].to_numpy(float)[:n]
+            values = table[column].to_numpy(float)
+            deviation, _ = _neighbour_deviation(values, 2, thresholds.min_area_mm2)
+            values = np.where(np.abs(np.nan_to_num(deviation)) > limit, np.nan, values)
+            others[i, :n] = values[:n]
         for s, value in enumerate(areas[column].to_numpy(float)):
             column_values = others[:, s][np.isfinite(others[:, s])]
             if not np.isfinite(value) or column_values.size == 0:
