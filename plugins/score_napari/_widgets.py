@@ -5,23 +5,26 @@ scan opened with the SCORE reader (image layers carrying ``metadata["score_scan"
 together with a SCORE labels layer if one is open.
 """
 
-from __future__ import annotations
-
-import weakref
+# No ``from __future__ import annotations``: napari injects the viewer by the real type.
+from napari.viewer import Viewer
 
 from score_gui.labels import LabelMap
+from score_napari._qt.annotation import AnnotationWidget
+from score_napari._qt.areas_table import AreasTableWidget
 
-_SCORE_VIEWERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_score_viewer"
 
 
 def score_viewer_for(napari_viewer):
     """The :class:`ScoreViewer` driving ``napari_viewer`` (made on first use)."""
     from score_napari._qt.viewer_controller import ScoreViewer
 
-    score_viewer = _SCORE_VIEWERS.get(napari_viewer)
+    # Kept on the viewer itself (a cycle the collector frees with the viewer; a global
+    # map would keep every closed viewer alive).
+    score_viewer = getattr(napari_viewer, _ATTRIBUTE, None)
     if score_viewer is None:
         score_viewer = ScoreViewer(napari_viewer)
-        _SCORE_VIEWERS[napari_viewer] = score_viewer
+        setattr(napari_viewer, _ATTRIBUTE, score_viewer)
         adopt_opened_scan(score_viewer)
         napari_viewer.layers.events.inserted.connect(
             lambda event: _adopt_later(score_viewer, event.value))
@@ -67,13 +70,28 @@ def _adopt_later(score_viewer, layer) -> None:
     QTimer.singleShot(0, lambda: adopt_opened_scan(score_viewer))
 
 
-def make_annotation_widget(napari_viewer):
-    from score_napari._qt.annotation import AnnotationWidget
+def _unwrap(napari_viewer):
+    # napari hands widgets a PublicOnlyProxy; the panes need the real viewer (its canvas).
+    return getattr(napari_viewer, "__wrapped__", napari_viewer)
 
-    return AnnotationWidget(score_viewer_for(napari_viewer))
+
+class AnnotationDock(AnnotationWidget):
+    """The annotation widget as napari's Plugins menu builds it (from the viewer)."""
+
+    def __init__(self, napari_viewer: Viewer):
+        super().__init__(score_viewer_for(_unwrap(napari_viewer)))
 
 
-def make_areas_widget(napari_viewer):
-    from score_napari._qt.areas_table import AreasTableWidget
+class AreasDock(AreasTableWidget):
+    """The areas table as napari's Plugins menu builds it (from the viewer)."""
 
-    return AreasTableWidget(score_viewer_for(napari_viewer))
+    def __init__(self, napari_viewer: Viewer):
+        super().__init__(score_viewer_for(_unwrap(napari_viewer)))
+
+
+def make_annotation_widget(napari_viewer: Viewer) -> AnnotationWidget:
+    return AnnotationDock(napari_viewer)
+
+
+def make_areas_widget(napari_viewer: Viewer) -> AreasTableWidget:
+    return AreasDock(napari_viewer)

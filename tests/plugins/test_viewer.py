@@ -105,6 +105,16 @@ def test_single_image_scan_has_one_pane(qtbot):
         assert [pane.key for pane in score_viewer.panes] == ["image"]
         assert not viewer.canvas.grid.enabled
         assert score_viewer.get_labels().dseg.shape == (3, 32, 40)
+        heat = np.random.default_rng(1).random((3, 32, 40)).astype(np.float32)
+        score_viewer.add_overlay("disagreement", heat)
+        assert viewer.canvas.grid.stride == 3
+        pane = score_viewer.panes[0]
+        assert [layer.name for layer in viewer.layers] == [layer.name for layer in pane.layers()]
+        assert pane.extras["disagreement"].blending == "additive"
+        score_viewer.set_overlay_visible("disagreement", False)
+        assert not pane.extras["disagreement"].visible
+        score_viewer.remove_overlay("disagreement")
+        assert len(viewer.layers) == 2 and score_viewer.master.editable
     finally:
         viewer.close()
 
@@ -266,7 +276,7 @@ def test_layouts_move_the_master_and_slice_signal(sv, env):
         sv.set_layout("mosaic")
 
 
-def test_references_and_heat_map_overlays(sv, env):
+def test_reference_contours_on_every_pane(sv, env):
     _, scan, truth, _ = env
     other = LabelMap(dseg=np.roll(truth.dseg, 3, axis=2), lesion=None, who="raterB")
     sv.add_reference_labels("raterB", other)
@@ -275,15 +285,10 @@ def test_references_and_heat_map_overlays(sv, env):
         layer = pane.references["raterB"]
         assert layer.contour == 1 and not layer.editable
         assert sv.viewer.layers.index(layer) == sv.viewer.layers.index(pane.labels) - 1
-    heat = np.random.default_rng(1).random(sv.overlay.shape).astype(np.float32)
-    sv.add_overlay("disagreement", heat)
-    assert sv.viewer.canvas.grid.stride == 4
-    assert sv.viewer.canvas.grid.actual_shape(sv.viewer.layers) == (3, 4)
     sv.set_reference_visible("raterB", False)
     assert not any(p.references["raterB"].visible for p in sv.panes)
     assert sv.viewer.canvas.grid.actual_shape(sv.viewer.layers) == (3, 4)
     sv.remove_reference_labels("raterB")
-    sv.remove_overlay("disagreement")
     assert sv.viewer.canvas.grid.stride == 2 and len(sv.viewer.layers) == 22
     assert sv.master.editable and sv.viewer.layers.selection.active is sv.master
 

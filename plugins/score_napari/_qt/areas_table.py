@@ -61,6 +61,8 @@ class AreasTableWidget(QWidget):
         if sv.scan is None:
             return None
         s = sv.current_slice
+        if not 0 <= s < sv.scan.n_slices or sv.overlay is None or sv.overlay.shape[0] != sv.scan.n_slices:
+            return None
         labels = sv.get_labels()
         lesion = None if labels.lesion is None else labels.lesion[s:s + 1]
         table = areas_table(labels.dseg[s:s + 1], lesion, sv.scan.pixel_area_mm2,

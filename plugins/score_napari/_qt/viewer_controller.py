@@ -205,6 +205,7 @@ class ScoreViewer:
         self._pending_key: tuple | None = None
         self._recompute_master = False
         self._flushing = False
+        self._loading = False
         self._last_slice = -1
         self.history_limit = 100
         viewer.dims.events.current_step.connect(self._on_step)
@@ -236,8 +237,12 @@ class ScoreViewer:
         for name in list(self._extra_arrays):
             self.remove_overlay(name)
         self.scan = scan
-        with self._scene_paused():
-            self._load_layers(scan, panes, reuse)
+        self._loading = True    # no slice_changed from the half-built layer list
+        try:
+            with self._scene_paused():
+                self._load_layers(scan, panes, reuse)
+        finally:
+            self._loading = False
         if labels is not None:
             self.set_labels(labels)
         else:
@@ -246,7 +251,9 @@ class ScoreViewer:
             self._clear_history()
             if reuse:
                 self._refresh_all()
+        self._last_slice = -1
         self.viewer.dims.set_current_step(0, scan.n_slices // 2)
+        self._on_step()
         self.viewer.reset_view()
         self.scan_loaded.emit()
 
@@ -838,8 +845,10 @@ class ScoreViewer:
         self.viewer.dims.set_current_step(0, index)
 
     def _on_step(self, event=None) -> None:
+        if self._loading or self.scan is None:
+            return
         index = self.current_slice
-        if index != self._last_slice:
+        if index != self._last_slice and 0 <= index < self.scan.n_slices:
             self._last_slice = index
             self.slice_changed.emit(index)
 
