@@ -6,7 +6,7 @@
                  [--comment C] [--source score]
     score qc undo STUDY --reviewer NAME [--scan STEM]
     score qc export STUDY -o qc.tsv
-    score qc report STUDY -o report.html [--source score] [--average 6-8]
+    score qc report STUDY -o report.html [--source score] [--average 6-8] [--flagged-only]
     score qc suggest STUDY [--source score] [--scan STEM] [-o suggestions.tsv]
 """
 
@@ -53,6 +53,8 @@ def add_parser(subparsers) -> None:
     report.add_argument("-o", "--output", required=True, type=Path)
     report.add_argument("--source", default="score")
     report.add_argument("--average", default="6-8", choices=("6-8", "1-5", "all"))
+    report.add_argument("--flagged-only", action="store_true",
+                        help="thumbnails only for failed or suggested slices (large studies)")
     report.set_defaults(func=run_report)
 
     suggest = actions.add_parser("suggest", help="automatic hints: slices worth a close look")
@@ -131,7 +133,7 @@ def run_report(args) -> int:
 
     study = Study.open(args.study)
     path = run_with_progress(write_report_job(study, args.output, source=args.source,
-                                              average=args.average))
+                                              average=args.average, flagged_only=args.flagged_only))
     print(f"report -> {path}")
     return 0
 

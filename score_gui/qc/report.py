@@ -150,7 +150,8 @@ def _table(frame: pd.DataFrame) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _scan_tiles(entry, source: str, average: str, decisions: dict, hints: dict) -> tuple[str, int]:
+def _scan_tiles(entry, source: str, average: str, decisions: dict, hints: dict,
+                flagged_only: bool = False) -> tuple[str, int]:
     from score_gui.labels import read_labels
     from score_gui.scan import read_scan
 
@@ -160,6 +161,8 @@ def _scan_tiles(entry, source: str, average: str, decisions: dict, hints: dict) 
     labels = read_labels(entry.dseg_path(source), scan) if entry.dseg_path(source).exists() else None
     tiles = []
     for s in range(scan.n_slices):
+        if flagged_only and decisions.get(s, ("",))[0] != "fail" and not hints.get(s):
+            continue
         dseg = labels.dseg[s] if labels is not None else None
         lesion = labels.lesion[s] if labels is not None and labels.lesion is not None else None
         uri = png_data_uri(thumbnail_rgb(image[s], dseg, lesion))
@@ -189,8 +192,13 @@ def report_counts(in_force: pd.DataFrame, n_slices: int) -> dict:
 
 
 def write_report_job(study, output: str | Path, source: str = "score", average: str = "6-8",
-                     suggestions: bool = True) -> Generator[Progress, None, Path]:
-    """Write the study's HTML report; yields one Progress per scan, returns the path."""
+                     suggestions: bool = True, flagged_only: bool = False
+                     ) -> Generator[Progress, None, Path]:
+    """Write the study's HTML report; yields one Progress per scan, returns the path.
+
+    ``flagged_only`` draws thumbnails only for failed or suggested slices, which keeps
+    the file small for large studies (every slice is about 20 kB of PNG).
+    """
     from score_gui.atomic import atomic_path
     from score_gui.qc.log import QCLog, now_iso
     from score_gui.qc.suggest import scan_suggestions, suggestions_table
@@ -204,7 +212,7 @@ def write_report_job(study, output: str | Path, source: str = "score", average: 
         decisions = log_map(in_force_source, entry.stem)
         hints = scan_suggestions(entry, source, study) if suggestions else {}
         all_hints[entry.stem] = hints
-        grid, count = _scan_tiles(entry, source, average, decisions, hints)
+        grid, count = _scan_tiles(entry, source, average, decisions, hints, flagged_only)
         n_slices += count
         reviewed = len(decisions)
         sections.append(f'<h2 id="{html.escape(entry.stem)}">{html.escape(entry.stem)}</h2>'

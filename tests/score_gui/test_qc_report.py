@@ -78,3 +78,13 @@ def test_cli_report(study, tmp_path, capsys):
     assert main(["qc", "report", str(study.root), "-o", str(out), "--average", "1-5"]) == 0
     assert "images average\n1-5 ·" in out.read_text(encoding="utf-8")
     assert main(["qc", "report", str(tmp_path / "missing"), "-o", str(out)]) == 2
+
+
+def test_flagged_only_report_draws_failed_and_suggested_slices(study, tmp_path):
+    out = tmp_path / "flagged.html"
+    assert main(["qc", "report", str(study.root), "-o", str(out), "--flagged-only"]) == 0
+    page = out.read_text(encoding="utf-8")
+    tiles = re.findall(r'alt="(sub-\d+_amira slice \d+)"', page)
+    assert {"sub-01_amira slice 1", "sub-02_amira slice 2", "sub-02_amira slice 3"} <= set(tiles)
+    assert "sub-01_amira slice 0" not in tiles  # passed, no suggestion
+    assert len(tiles) < 8
