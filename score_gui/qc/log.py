@@ -186,6 +186,7 @@ class QCLog:
     def __init__(self, study_root_or_qc_dir: str | Path):
         self.qc_dir = resolve_qc_dir(study_root_or_qc_dir)
         self.path = self.qc_dir / LOG_NAME
+        self._prepared = False  # schema checked by this object (saves a write lock per record)
 
     def __repr__(self) -> str:
         return f"QCLog({str(self.qc_dir)!r})"
@@ -207,8 +208,9 @@ class QCLog:
             raise ScoreInputError(self.path, f"cannot open the QC log ({exc})") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if create:
+            if create and not (self._prepared and self.path.exists()):
                 self._prepare(conn)
+                self._prepared = True
             conn.execute("PRAGMA synchronous = FULL")
             yield conn
         except sqlite3.DatabaseError as exc:
@@ -321,10 +323,29 @@ class QCLog:
         return in_force(self.decisions())
 
     def status_map(self, scan_stem: str, source: str) -> dict[int, tuple[str, str]]:
-        """``{slice: (status, reason)}`` for :func:`score_gui.areas.areas_table` ``qc=``."""
-        table = self.in_force()
-        rows = table[(table["scan"] == scan_stem) & (table["source"] == source)]
-        return {int(r.slice): (str(r.status), str(r.reason)) for r in rows.itertuples(index=False)}
+        """``{slice: (status, reason)}`` for :func:`score_gui.areas.areas_table` ``qc=``.
+
+        One indexed query (the GUI asks after every key press).
+        """
+        with self._connect(create=False) as conn:
+            if conn is None or not _has_table(conn):
+                return {}
+            rows = conn.execute(
+                "SELECT slice, status, reason FROM decisions d WHERE scan = ? AND source = ? AND seq ="
+                " (SELECT MAX(seq) FROM decisions l WHERE l.scan = d.scan AND l.source = d.source"
+                " AND l.slice = d.slice) ORDER BY slice", [scan_stem, source]).fetchall()
+        return {int(s): (status, reason) for s, status, reason in rows if status != UNREVIEWED}
+
+    def reviewed_counts(self, source: str) -> dict[str, int]:
+        """``{scan: slices with a decision in force}`` for one source."""
+        with self._connect(create=False) as conn:
+            if conn is None or not _has_table(conn):
+                return {}
+            rows = conn.execute(
+                "SELECT scan, COUNT(*) FROM decisions d WHERE source = ? AND status != ? AND seq ="
+                " (SELECT MAX(seq) FROM decisions l WHERE l.scan = d.scan AND l.source = d.source"
+                " AND l.slice = d.slice) GROUP BY scan", [source, UNREVIEWED]).fetchall()
+        return {scan: int(n) for scan, n in rows}
 
     def export(self, path: str | Path) -> Path:
         """Write the decisions in force as TSV with :data:`COLUMNS` (atomically)."""

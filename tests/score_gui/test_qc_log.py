@@ -305,3 +305,17 @@ def test_score_areas_takes_the_log_or_the_export(study, tmp_path):
         table = pd.read_csv(out, keep_default_na=False)
         assert table["qc_status"].tolist() == ["unreviewed", "fail", "unreviewed", "pass", "unreviewed"]
         assert table["qc_reason"].tolist()[1] == "image_artifact"
+
+
+def test_status_map_and_reviewed_counts_agree_with_in_force(study):
+    log = QCLog(study.root)
+    assert log.status_map("sub-02_amira", "score") == {} and log.reviewed_counts("score") == {}
+    log.record(_decision(0, "fail", "other"))
+    log.record(_decision(1, "pass"))
+    log.record(Decision("01", "1", "sub-01_ses-1_amira", 2, "score", "pass", "", "ana"))
+    log.record(_decision(0, "pass", reviewer="ben"))
+    log.undo_last("ana", scan="sub-02_amira")  # slice 1 back to unreviewed
+    force = log.in_force()
+    expected = {int(r.slice): (r.status, r.reason) for r in force[force["scan"] == "sub-02_amira"].itertuples()}
+    assert log.status_map("sub-02_amira", "score") == expected == {0: ("pass", "")}
+    assert log.reviewed_counts("score") == {"sub-02_amira": 1, "sub-01_ses-1_amira": 1}

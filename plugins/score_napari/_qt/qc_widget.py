@@ -334,9 +334,7 @@ class QCWidget(QWidget):
 
     def progress(self) -> tuple[int, int, int, int]:
         """``(reviewed, total)`` for the current scan, then for the study."""
-        in_force = self.log.in_force()
-        in_force = in_force[in_force["source"] == self.source]
-        per_scan = in_force.groupby("scan").size().to_dict()
+        per_scan = self.log.reviewed_counts(self.source)
         study_total = 0
         for entry in self.study.scans:
             if entry.stem not in self._n_slices:
