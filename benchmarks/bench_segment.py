@@ -90,13 +90,14 @@ def scaling(ensemble: Ensemble) -> None:
 
 
 def network_alone(crop: int) -> None:
+    torch.set_num_threads(1)
     net = MDGRUNet(8, 9, **DEFAULT_ARCHITECTURE).eval()
     x = torch.randn(12, 8, crop, crop)
     with torch.inference_mode():
         net(x[:1])
         per_slice = min(_timed(lambda: [net(x[i:i + 1]) for i in range(12)]) for _ in range(3))
         batched = min(_timed(lambda: net(x)) for _ in range(3))
-    print(f"network     one member, 12 crops of {crop}x{crop}: per-slice calls {per_slice:.3f} s, "
+    print(f"network     one member, 1 thread, 12 crops of {crop}x{crop}: per-slice calls {per_slice:.3f} s, "
           f"one batch of 12 {batched:.3f} s")
 
 
@@ -113,8 +114,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     threads = configure_threads()
-    print(f"torch {torch.__version__}, {threads} threads (SCORE_THREADS={os.environ.get('SCORE_THREADS', '')}), "
-          f"{os.cpu_count()} cores")
+    print(f"torch {torch.__version__}, {threads} workers (SCORE_THREADS={os.environ.get('SCORE_THREADS', '')}), "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other processes slow every number)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         models = pick_models(args.models, tmp)

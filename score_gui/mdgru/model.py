@@ -177,6 +177,8 @@ def _recurrence(inputs: torch.Tensor, w_h: torch.Tensor, groups: int) -> torch.T
     -------
     [L, B, groups * H, M]
     """
+    if not torch.is_grad_enabled():
+        return _recurrence_gemm(inputs, w_h, groups)
     steps, batch, rows, length = inputs.shape
     hidden = rows // (3 * groups)
     pad = w_h.shape[-1] // 2
@@ -195,6 +197,40 @@ def _recurrence(inputs: torch.Tensor, w_h: torch.Tensor, groups: int) -> torch.T
             h = c + zr[:, :, 0] * (h - c)
         outputs.append(h.reshape(batch, groups * hidden, length))
     return torch.stack(outputs, 0)
+
+
+def _recurrence_gemm(inputs: torch.Tensor, w_h: torch.Tensor, groups: int) -> torch.Tensor:
+    """Inference version of :func:`_recurrence`: one batched matrix product per step.
+
+    The state of every batch item lives in one zero-padded buffer ``[G, H, B, L + 2p]``;
+    a strided view of it is the im2col matrix ``[G, H*k, B*L]``, so each step is a single
+    ``bmm`` with ``[G, 3H, H*k]`` whose width grows with the batch (efficient GEMMs) instead
+    of a grouped conv1d per step. Writes into the buffer in place, hence no autograd.
+    """
+    steps, batch, rows, length = inputs.shape
+    hidden = rows // (3 * groups)
+    kernel = w_h.shape[-1]
+    pad = kernel // 2
+    x_all = inputs.view(steps, batch, groups, 3 * hidden, length).permute(0, 2, 3, 1, 4).contiguous()
+    weight = w_h.reshape(groups, 3 * hidden, hidden * kernel)
+    padded = inputs.new_zeros(groups, hidden, batch, length + 2 * pad)
+    s_g, s_h, s_b, _ = padded.stride()
+    columns_view = padded.as_strided((groups, hidden, kernel, batch, length), (s_g, s_h, 1, s_b, 1))
+    outputs = []
+    h = None
+    for x_t in torch.unbind(x_all, 0):                     # [G, 3H, B, L]
+        if h is None:
+            h = (1.0 - torch.sigmoid(x_t[:, :hidden])) * torch.tanh(x_t[:, 2 * hidden:])
+        else:
+            padded[..., pad:pad + length] = h
+            conv = torch.bmm(weight, columns_view.reshape(groups, hidden * kernel, batch * length))
+            conv = conv.view(groups, 3 * hidden, batch, length)
+            zr = torch.sigmoid(x_t[:, :2 * hidden] + conv[:, :2 * hidden])
+            c = torch.tanh(x_t[:, 2 * hidden:] + zr[:, hidden:] * conv[:, 2 * hidden:])
+            h = c + zr[:, :hidden] * (h - c)
+        outputs.append(h)
+    states = torch.stack(outputs, 0)                       # [steps, G, H, B, L]
+    return states.permute(0, 3, 1, 2, 4).reshape(steps, batch, groups * hidden, length)
 
 
 def _directional_scan(x: torch.Tensor, cells, axis: int, kernel: int) -> list[torch.Tensor]:

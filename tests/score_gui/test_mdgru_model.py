@@ -88,12 +88,15 @@ def _naive_cgru(cell: CGRU, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("axis", [0, 1])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_cgru_matches_naive_loops(axis, reverse):
+@pytest.mark.parametrize("grad", [True, False])  # training path (conv1d) and inference path (GEMM)
+def test_cgru_matches_naive_loops(axis, reverse, grad):
     torch.manual_seed(axis * 2 + reverse)
     cell = CGRU(2, 3, kernel=3, axis=axis, reverse=reverse).eval()
-    x = np.random.default_rng(0).normal(size=(1, 2, 4, 5)).astype(np.float32)
-    out = cell(torch.from_numpy(x))[0].detach().numpy()
-    np.testing.assert_allclose(out, _naive_cgru(cell, x), rtol=1e-5, atol=1e-5)
+    x = np.random.default_rng(0).normal(size=(2, 2, 4, 5)).astype(np.float32)
+    with torch.set_grad_enabled(grad):
+        out = cell(torch.from_numpy(x)).detach().numpy()
+    for b in range(2):
+        np.testing.assert_allclose(out[b], _naive_cgru(cell, x[b:b + 1]), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(6, 6), (5, 7)])
@@ -104,6 +107,8 @@ def test_layer_is_mean_of_four_independent_cells(shape):
     expected = sum(cell(x) for cell in layer.cells) / 4
     assert [(c.axis, c.reverse) for c in layer.cells] == [(0, False), (0, True), (1, False), (1, True)]
     torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), expected.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_initialisation_biases_and_xavier_scale():
