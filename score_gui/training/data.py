@@ -305,8 +305,9 @@ def synthetic_slice(rng: np.random.Generator, config: SyntheticConfig = Syntheti
     made = phantom.make_slice(rng, level=level, kind=kind, shape=shape, pixel_size=pixel,
                               contrast=config.contrast, degrade=degrade)
     dseg, lesion = made.dseg, made.lesion
-    if config.rater:
-        dseg, lesion = phantom.simulate_rater(dseg, lesion, config.rater, rng)
+    if config.rater:  # "A", or "A,B,C" for a rater drawn per slice
+        rater = str(rng.choice(config.rater.split(","))) if "," in config.rater else config.rater
+        dseg, lesion = phantom.simulate_rater(dseg, lesion, rater, rng)
     return LabelledSlice(images=made.images, dseg=dseg, lesion=lesion,
                          labelled=frozenset(("canal", "cord", "gm", "horns", "lesion")),
                          pixel_spacing=pixel, subject=f"synthetic-{kind}", stem="synthetic",
@@ -318,6 +319,14 @@ class SyntheticSampler(SliceSampler):
     """A :class:`SliceSampler` whose slices are drawn fresh from the phantom every time."""
 
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    reuse: int = 2
+    """Crops drawn from each phantom slice (each with its own offset and augmentation);
+    rendering a slice costs about as much as a training step, so 2 halves that cost."""
 
     def draw_item(self, rng: np.random.Generator) -> LabelledSlice:
-        return synthetic_slice(rng, self.synthetic)
+        cached = getattr(self, "_cached", None)
+        if cached is None or cached[1] >= self.reuse:
+            cached = [synthetic_slice(rng, self.synthetic), 0]
+        cached[1] += 1
+        self._cached = cached
+        return cached[0]

@@ -1,0 +1,157 @@
+"""Train SCORE Studio's default ensemble on synthetic AMIRA slices and write resources/models/default/.
+
+Three members, one per simulated rater (A, B, C: :func:`score_gui.phantom.simulate_rater`),
+each a fused MDGRU (:data:`score_gui.mdgru.model.DEFAULT_ARCHITECTURE`, heads ``tissue`` +
+``lesion``) at 0.5 mm pixels, plus a canal localiser (2 mm grid, whole field of view).
+Every training slice is drawn fresh from the phantom with heavy randomisation: a new subject
+(HC or MS, anatomy, flip angle, inversion cycle, SNR, bias field, pose), level C2-C5, pixel
+size 0.4-0.8 mm (slightly anisotropic), field of view 60-140 mm, the phantom's artifacts on
+10 % of slices, then :class:`score_gui.training.augment.AugmentConfig` (rotation, scaling,
+elastic, mirror, gamma, inversion-time contrast shifts, bias field, Rician noise).
+
+Parts can run in parallel processes and resume after a kill::
+
+    python scripts/make_default_models.py --part A &   # likewise B, C, localiser
+    python scripts/make_default_models.py --assemble    # writes ensemble.json when all exist
+
+or everything in one process: ``python scripts/make_default_models.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from score_gui.mdgru.checkpoint import DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, save_model
+from score_gui.mdgru.heads import HEADS, n_outputs, set_loss
+from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
+from score_gui.mdgru.preprocess import LOCALISER_PIXEL_SIZE_MM
+from score_gui.training.augment import AugmentConfig
+from score_gui.training.data import LocaliserSampler, SyntheticConfig, SyntheticSampler, synthetic_slice
+from score_gui.training.loop import TrainConfig, member_meta, train_model, write_ensemble_json
+
+REPO = Path(__file__).resolve().parents[1]
+RATERS = ("A", "B", "C")
+SEEDS = {"A": 1001, "B": 2002, "C": 3003, "localiser": 4004, "base": 5005}
+"""Training seeds; benchmarks/bench_accuracy.py draws its test scans with seeds far from these."""
+
+
+@dataclass
+class SyntheticLocaliserSampler(LocaliserSampler):
+    """Localiser samples from fresh phantom slices (true labels: the canal is unambiguous)."""
+
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def draw_item(self, rng):
+        return synthetic_slice(rng, self.synthetic)
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Initialise from a training state (``*.state.pt``) or a saved model checkpoint."""
+    content = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(content.get("model") or content["state_dict"])
+
+
+def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
+               init: Path | None = None, learning_rate: float | None = None, export_only: bool = False) -> Path:
+    """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
+
+    ``export_only`` saves the latest training state as it is (for a run stopped early).
+    """
+    localiser = part == "localiser"
+    heads = [HEADS["canal"]] if localiser else [HEADS["tissue"], HEADS["lesion"]]
+    arch = LOCALISER_ARCHITECTURE if localiser else DEFAULT_ARCHITECTURE
+    synthetic = SyntheticConfig(rater=None if localiser else ("A,B,C" if part == "base" else part))
+    if localiser:
+        sampler = SyntheticLocaliserSampler(heads=heads, synthetic=synthetic)
+    else:
+        sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
+                                   max_offset_mm=5.0, augment=AugmentConfig(), synthetic=synthetic)
+    config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part], checkpoint_every=25,
+                         learning_rate=learning_rate)
+    torch.manual_seed(config.seed)
+    model = MDGRUNet(8, n_outputs(heads), **arch)
+    state = work / f"{part}.state.pt"
+    if init is not None and not state.exists():
+        load_weights(model, init)
+    if export_only:
+        saved = torch.load(state, map_location="cpu", weights_only=False)
+        config = TrainConfig(**{**config.to_dict(), "iterations": int(saved["iteration"])})
+    job = train_model(model, sampler.sample, lambda logits, t: set_loss(logits, t, heads), config,
+                      work / f"{part}.state.pt", resume=True, label=part)
+    started = time.monotonic()
+    try:
+        while True:
+            step = next(job)
+            if step.done % log_every == 0 or step.done == step.total:
+                print(f"{part} {step.done}/{step.total} loss {step.extra['loss']:.4f} "
+                      f"{time.monotonic() - started:.0f}s", flush=True)
+    except StopIteration as stop:
+        result = stop.value
+    name = "localiser" if localiser else part
+    extra = {"data": {"source": "synthetic phantom (score_gui.phantom.make_slice), fresh slices (2 crops "
+                                "each)", "rater": None if localiser else f"simulated rater(s) {synthetic.rater}",
+                      "initialised_from": None if init is None else init.name,
+                      "slices_seen": result.iterations * config.batch_size, "seed": SEEDS[part]},
+             "synthetic": synthetic.to_dict(), "augmentation": sampler.augment.to_dict(),
+             "training_crop_px": None if localiser else crop,
+             "command": "python scripts/make_default_models.py " + " ".join(sys.argv[1:])}
+    meta = member_meta(name, heads, [], config, result,
+                       pixel_size_mm=LOCALISER_PIXEL_SIZE_MM if localiser else DEFAULT_PIXEL_SIZE_MM,
+                       crop_size_px=0 if localiser else DEFAULT_CROP_SIZE_PX, extra=extra)
+    meta["training"]["data"] = extra["data"]
+    path = (work if part == "base" else out) / ("localiser.pt" if localiser else f"rater{part}.pt")
+    save_model(path, result.model, meta)
+    print(f"{part}: wrote {path} after {result.iterations} iterations, loss curve {result.loss_curve(10)}",
+          flush=True)
+    return path
+
+
+def assemble(out: Path) -> Path:
+    """Write ensemble.json once every member and the localiser exist."""
+    missing = [f for f in [f"rater{r}.pt" for r in RATERS] + ["localiser.pt"] if not (out / f).exists()]
+    if missing:
+        raise SystemExit(f"cannot assemble: missing {missing}")
+    return write_ensemble_json(out, [(r, f"rater{r}.pt") for r in RATERS], "localiser.pt")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "resources" / "models" / "default")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/score_default_models"),
+                        help="resumable training states (not shipped)")
+    parser.add_argument("--part", choices=(*RATERS, "localiser", "base"), action="append",
+                        help="train only these parts (repeatable); default all")
+    parser.add_argument("--init", type=Path, help="start from these weights (state or checkpoint)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 5e-3)")
+    parser.add_argument("--export", action="store_true",
+                        help="save the parts' latest training states as models without training on")
+    parser.add_argument("--assemble", action="store_true", help="only write ensemble.json")
+    parser.add_argument("--iterations", type=int, default=1500, help="iterations per member")
+    parser.add_argument("--localiser-iterations", type=int, default=600)
+    parser.add_argument("--crop", type=int, default=48, help="training crop side in 0.5 mm pixels")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--log-every", type=int, default=50)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if not args.assemble:
+        for part in args.part or [*RATERS, "localiser"]:
+            n = args.localiser_iterations if part == "localiser" else args.iterations
+            train_part(part, args.out, args.work, n, args.crop, args.log_every, init=args.init,
+                       learning_rate=args.lr, export_only=args.export)
+    if args.assemble or not args.part:
+        print(f"wrote {assemble(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
