@@ -201,6 +201,7 @@ class SegmentationPanel(QWidget):
         if self.running:
             return
         self.results = []
+        self.last_progress = None
         self.worker = create_worker(segment_entries, list(entries), self.ensemble_choice,
                                     loaded_scans=loaded_scans, _start_thread=False)
         self.worker.yielded.connect(self._on_yielded)

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from score_gui.labels import LabelMap, write_labels
-from score_gui.phantom import make_slice, random_subject
-from score_gui.scan import Scan, read_scan, write_scan
-from score_gui.study import ScanEntry, Study, scan_path
+from score_gui.phantom import make_study
 
 N_SLICES = 4
 SHAPE = (80, 80)
 
 
-def build_study(root, n_subjects: int = 2, n_slices: int = N_SLICES, shape=SHAPE,
-                truth_as: dict[int, str] | None = None):
-    """Phantom scans in a BIDS-like study; ``truth_as`` maps subject index -> who gets the
-    true labels (e.g. ``{1: "raterB"}``). Returns ``(study, truths)``."""
-    truths = {}
-    for i in range(n_subjects):
-        rng = np.random.default_rng(10 + i)
-        subject = random_subject(rng, "ms" if i % 2 else "hc", n_slices)
-        levels = ("C2", "C3", "C4", "C5")
-        slices = [make_slice(rng, level=levels[k % 4], subject=subject, shape=shape) for k in range(n_slices)]
-        path = scan_path(root, f"{i + 1:02d}", "01")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_scan(Scan.from_arrays(np.stack([s.images for s in slices]), pixel_spacing=(0.67, 0.67)), path)
-        truth = LabelMap(np.stack([s.dseg for s in slices]), np.stack([s.lesion for s in slices]))
-        truths[i] = truth
-        if truth_as and i in truth_as:
-            write_labels(read_scan(path), truth, ScanEntry(root, path).derivatives_dir, truth_as[i])
-    return Study.open(root), truths
+def build_study(root, n_hc: int = 1, n_ms: int = 1, raters=("B",)):
+    """A small phantom study (H1's ``make_study``): sub-hc01 with two sessions, sub-ms01
+    with one; true labels (``desc-truth``) and each rater's simulated labels."""
+    return make_study(root, n_hc=n_hc, n_ms=n_ms, n_slices=N_SLICES, raters=raters, shape=SHAPE)
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +39,7 @@ def isolated_home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    root = tmp_path_factory.mktemp("study")
-    return build_study(root, truth_as={1: "raterB"})
+    return build_study(tmp_path_factory.mktemp("study") / "study")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +53,7 @@ def window(qapp, isolated_home, study):
     win.resize(1400, 900)
     win.show()
     win.settle()
-    win.open_study(study[0].root)
+    win.open_study(study.root)
     yield win
     win.rater.autosave_timer.stop()
     win.close()

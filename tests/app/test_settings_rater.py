@@ -62,9 +62,10 @@ def test_recovery_store_round_trip(tmp_path):
 
 
 def test_rater_session_recovery_autosave_and_history(qtbot, tmp_path, study_builder):
-    study, truths = study_builder(tmp_path / "study", n_subjects=1)
+    study = study_builder(tmp_path / "study", n_hc=0, n_ms=1, raters=())
     entry = study.scans[0]
     scan = read_scan(entry.path)
+    truths = [read_labels(entry.dseg_path("truth"), scan)]
     current = {"labels": LabelMap(np.zeros(scan.label_shape, np.uint8), np.zeros(scan.label_shape, np.uint8))}
     session = RaterSession(lambda: current["labels"], RecoveryStore(tmp_path / "rec"))
     session.start(scan, entry, "A")
