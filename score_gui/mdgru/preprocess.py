@@ -173,7 +173,8 @@ def find_canal(scan, localiser=None, normalised: np.ndarray | None = None, devic
     ----------
     scan : Scan
     localiser : (MDGRUNet, meta) or None
-        A small network with one ``canal`` head (canal vs rest) trained on a coarse grid
+        A small network with one head whose first class is "outside" (``canal`` vs rest,
+        or cord vs rest when only cords were labelled) trained on a coarse grid
         (``meta["pixel_size_mm"]``, usually 2 mm) over the whole field of view. It lives
         beside the ensemble's members (``ensemble.json`` key ``localiser``).
     normalised : [S, T, H, W], optional
@@ -200,7 +201,8 @@ def find_canal(scan, localiser=None, normalised: np.ndarray | None = None, devic
     crops = sample_crops(normalised, [grid] * scan.n_slices)
     with torch.inference_mode():
         logits = model(torch.from_numpy(crops).to(device))
-        canal_prob = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
+        # 1 - P(first class): the same for a canal-vs-rest and a cord-vs-rest localiser.
+        canal_prob = 1.0 - torch.softmax(logits.float(), dim=1)[:, 0].cpu().numpy()
     centres = np.full((scan.n_slices, 2), np.nan)
     for s in range(scan.n_slices):
         centre = _largest_region_centroid(canal_prob[s])
