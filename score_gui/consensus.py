@@ -39,7 +39,7 @@ _HORN_CHOICES = (3, 4, 5, 6)
 
 
 def _slice_labelled(label_map: LabelMap) -> np.ndarray:
-    return label_map.labelled_slices()
+    return np.asarray(label_map.labelled_slices(), bool)
 
 
 def _vote(masks: list[np.ndarray], voters: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +53,8 @@ def _vote(masks: list[np.ndarray], voters: list[np.ndarray]) -> tuple[np.ndarray
     return yes * 2 > count[:, None, None], count > 0
 
 
-def majority_vote(label_maps: list[LabelMap], who: str = "consensus") -> LabelMap:
+def majority_vote(label_maps: list[LabelMap], who: str = "consensus",
+                  skip_unlabelled_slices: bool = True) -> LabelMap:
     """Per-structure strict-majority vote with nesting (see the module notes for ties).
 
     Parameters
@@ -62,6 +63,9 @@ def majority_vote(label_maps: list[LabelMap], who: str = "consensus") -> LabelMa
         On the same grid ``[S, H, W]``.
     who : str
         ``who`` of the result (``"score"`` for the ensemble, ``"consensus"`` for raters).
+    skip_unlabelled_slices : bool
+        A map votes only on slices it labelled (right for raters). False for ensemble
+        members, whose empty slice is a vote for "no canal here".
     """
     if not label_maps:
         raise ValueError("majority_vote needs at least one label map")
@@ -69,7 +73,8 @@ def majority_vote(label_maps: list[LabelMap], who: str = "consensus") -> LabelMa
     if any(m.dseg.shape != shape for m in label_maps):
         raise ValueError("label maps to vote on have different shapes: "
                          + ", ".join(str(m.dseg.shape) for m in label_maps))
-    slice_votes = [_slice_labelled(m) for m in label_maps]
+    slice_votes = [_slice_labelled(m) if skip_unlabelled_slices else np.ones(shape[0], bool)
+                   for m in label_maps]
     labelled, masks = set(), {}
     enclosing = None
     for structure, lowest in (("canal", CSF), ("cord", WM), ("gm", GM)):

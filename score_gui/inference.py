@@ -12,7 +12,8 @@ shipped models live in ``resources/models/<name>/`` (``SCORE_MODELS`` moves that
 Per scan (:func:`segment_scan`): normalise, find the canal (localiser, else the image
 centre), crop every slice on each member's grid, run the member's networks on the 12
 crops, turn the probabilities back to the native grid, take the argmax with nesting
-(one label map per member), and vote (:func:`score_gui.consensus.majority_vote`).
+(one label map per member), keep the largest connected canal region of each slice
+(:func:`keep_largest_canal`), and vote (:func:`score_gui.consensus.majority_vote`).
 
 Examples
 --------
@@ -43,6 +44,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from scipy import ndimage
 
 from score_gui.areas import areas_table, write_areas_csv
 from score_gui.atomic import atomic_path, write_text_atomic
@@ -253,6 +255,23 @@ class SegmentationResult:
     timing: dict
 
 
+def keep_largest_canal(dseg: np.ndarray) -> np.ndarray:
+    """Set everything outside the largest connected canal region of a slice to 0.
+
+    A slice cuts the spinal canal once, so smaller separate canal regions are false
+    positives (bright CSF-like structures elsewhere in the crop).
+
+    >>> d = np.zeros((1, 9), np.uint8); d[0, :4] = [1, 2, 3, 1]; d[0, 7] = 1
+    >>> keep_largest_canal(d).tolist()
+    [[1, 2, 3, 1, 0, 0, 0, 0, 0]]
+    """
+    regions, count = ndimage.label(dseg > 0)
+    if count <= 1:
+        return dseg
+    sizes = np.bincount(regions.ravel())[1:]
+    return np.where(regions == int(np.argmax(sizes)) + 1, dseg, 0).astype(dseg.dtype)
+
+
 def _member_labels(member: Member, scan: Scan, normalised: np.ndarray, centres: np.ndarray,
                    device: torch.device) -> Generator[int, None, LabelMap]:
     """Run a member's networks slice by slice; yield after each slice; return its LabelMap."""
@@ -273,8 +292,9 @@ def _member_labels(member: Member, scan: Scan, normalised: np.ndarray, centres: 
                     probs[head.name] = to_native(part, grid, scan.shape_hw, outside_class=0)
                     start += head.n_classes
         dseg[s], slice_lesion = labels_from_probabilities(probs, heads)
+        dseg[s] = keep_largest_canal(dseg[s])
         if slice_lesion is not None:
-            lesion[s] = slice_lesion
+            lesion[s] = slice_lesion * (dseg[s] >= 2)
         yield s
     has_lesion = any(h.kind == "lesion" for h in heads)
     return LabelMap(dseg=dseg, lesion=lesion if has_lesion else None,
@@ -317,7 +337,8 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
         member_maps[_unique(member.name, member_maps)] = label_map
     t_members = time.monotonic()
     maps = list(member_maps.values())
-    consensus = majority_vote(maps, who="score") if len(maps) > 1 else _relabel(maps[0], "score")
+    consensus = (majority_vote(maps, who="score", skip_unlabelled_slices=False) if len(maps) > 1
+                 else _relabel(maps[0], "score"))
     disagreement = disagreement_map(maps, consensus)
     finished = time.monotonic()
     timing = {"localise": t_localised - started, "members": t_members - t_localised,

@@ -72,6 +72,9 @@ def test_unlabelled_slices_do_not_vote():
     assert result.dseg[0, 0].tolist() == [1, 2, 3] and result.dseg[1, 0].tolist() == [1, 2, 3]
     nobody = majority_vote([c, c])
     assert not nobody.dseg.any()
+    # Ensemble members: an empty slice is a vote for "nothing here" (1 of 3 -> out).
+    members = majority_vote([a, b, c], skip_unlabelled_slices=False)
+    assert members.dseg[0, 0].tolist() == [1, 2, 3] and not members.dseg[1].any()
 
 
 def test_disagreement_counts_members_off_the_vote():
