@@ -142,3 +142,29 @@ def disagreement_map(label_maps: list[LabelMap], consensus: LabelMap | None = No
 def full_structures() -> set[str]:
     """Every labelled-structure key (what an ensemble's consensus covers)."""
     return set(LABELLED_STRUCTURE_KEYS)
+
+
+def write_raters_consensus(entry, scan=None) -> dict:
+    """Majority vote of a study scan's raters, written as ``desc-consensus`` beside their labels.
+
+    Parameters
+    ----------
+    entry : score_gui.study.ScanEntry
+    scan : Scan, optional
+        The entry's scan, if already read.
+
+    Returns
+    -------
+    dict
+        ``{"dseg": path, "lesion": path}`` (lesion only when some rater labelled lesions);
+        empty when the scan has fewer than two raters.
+    """
+    from score_gui.labels import read_labels, write_labels
+    from score_gui.scan import read_scan
+
+    raters = entry.raters()
+    if len(raters) < 2:
+        return {}
+    scan = scan if scan is not None else read_scan(entry.path)
+    maps = [read_labels(entry.dseg_path(f"rater{r}"), scan) for r in raters]
+    return write_labels(scan, majority_vote(maps, who="consensus"), entry.derivatives_dir, "consensus")

@@ -91,3 +91,34 @@ def test_shapes_must_match():
         majority_vote([lm([0, 1]), lm([0, 1, 2])])
     with pytest.raises(ValueError):
         majority_vote([])
+
+
+def test_raters_consensus_of_a_study_scan_is_written_on_its_grid(tmp_path):
+    from score_gui.consensus import write_raters_consensus
+    from score_gui.labels import read_labels, write_labels
+    from score_gui.scan import Scan, read_scan, write_scan
+    from score_gui.study import Study
+
+    scan_file = tmp_path / "sub-01" / "anat" / "sub-01_amira.nii.gz"
+    scan_file.parent.mkdir(parents=True)
+    write_scan(Scan.from_arrays(np.zeros((2, 8, 6, 6), np.float32)), scan_file)
+    entry = Study.open(tmp_path).scans[0]
+    scan = read_scan(scan_file)
+    base = np.zeros((2, 6, 6), np.uint8)
+    base[:, 1:5, 1:5] = 1
+    base[:, 2:4, 2:4] = 2
+    variants = []
+    for extra in ((0, 0), (4, 4), (1, 1)):
+        dseg = base.copy()
+        dseg[0, extra[0], extra[1]] = 3 if extra != (0, 0) else 0
+        variants.append(dseg)
+    variants[1][0, 2, 2] = 3
+    variants[2][0, 2, 2] = 3
+    for rater, dseg in zip("ABC", variants):
+        write_labels(scan, LabelMap(dseg, None), entry.derivatives_dir, f"rater{rater}")
+    written = write_raters_consensus(entry)
+    consensus = read_labels(written["dseg"], scan)
+    expected = base.copy()
+    expected[0, 2, 2] = 3                                   # 2 of 3 raters
+    np.testing.assert_array_equal(consensus.dseg, expected)
+    assert "consensus" in entry.label_sources()
