@@ -39,7 +39,7 @@ from score_gui.training.loop import TrainConfig, member_meta, train_model, write
 
 REPO = Path(__file__).resolve().parents[1]
 RATERS = ("A", "B", "C")
-SEEDS = {"A": 1001, "B": 2002, "C": 3003, "localiser": 4004, "base": 5005}
+SEEDS = {"A": 1001, "B": 2002, "C": 3003, "localiser": 4004, "base": 5005, "base2": 6006}
 """Training seeds; benchmarks/bench_accuracy.py draws its test scans with seeds far from these."""
 
 
@@ -60,7 +60,8 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
-               init: Path | None = None, learning_rate: float | None = None, export_only: bool = False) -> Path:
+               init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
+               dice_weight: float = 0.0) -> Path:
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
@@ -68,7 +69,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     localiser = part == "localiser"
     heads = [HEADS["canal"]] if localiser else [HEADS["tissue"], HEADS["lesion"]]
     arch = LOCALISER_ARCHITECTURE if localiser else DEFAULT_ARCHITECTURE
-    synthetic = SyntheticConfig(rater=None if localiser else ("A,B,C" if part == "base" else part))
+    synthetic = SyntheticConfig(rater=None if localiser else ("A,B,C" if part.startswith("base") else part))
     if localiser:
         sampler = SyntheticLocaliserSampler(heads=heads, synthetic=synthetic)
     else:
@@ -84,7 +85,10 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     if export_only:
         saved = torch.load(state, map_location="cpu", weights_only=False)
         config = TrainConfig(**{**config.to_dict(), "iterations": int(saved["iteration"])})
-    job = train_model(model, sampler.sample, lambda logits, t: set_loss(logits, t, heads), config,
+    def loss(logits, targets):
+        return set_loss(logits, targets, heads, dice_weight=dice_weight)
+
+    job = train_model(model, sampler.sample, loss, config,
                       work / f"{part}.state.pt", resume=True, label=part)
     started = time.monotonic()
     try:
@@ -102,12 +106,13 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
                       "slices_seen": result.iterations * config.batch_size, "seed": SEEDS[part]},
              "synthetic": synthetic.to_dict(), "augmentation": sampler.augment.to_dict(),
              "training_crop_px": None if localiser else crop,
+             "loss": f"set cross-entropy (partial-label) + soft Dice, dice weight {dice_weight}",
              "command": "python scripts/make_default_models.py " + " ".join(sys.argv[1:])}
     meta = member_meta(name, heads, [], config, result,
                        pixel_size_mm=LOCALISER_PIXEL_SIZE_MM if localiser else DEFAULT_PIXEL_SIZE_MM,
                        crop_size_px=0 if localiser else DEFAULT_CROP_SIZE_PX, extra=extra)
     meta["training"]["data"] = extra["data"]
-    path = (work if part == "base" else out) / ("localiser.pt" if localiser else f"rater{part}.pt")
+    path = (work if part.startswith("base") else out) / ("localiser.pt" if localiser else f"rater{part}.pt")
     save_model(path, result.model, meta)
     print(f"{part}: wrote {path} after {result.iterations} iterations, loss curve {result.loss_curve(10)}",
           flush=True)
@@ -127,10 +132,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "resources" / "models" / "default")
     parser.add_argument("--work", type=Path, default=Path("/tmp/score_default_models"),
                         help="resumable training states (not shipped)")
-    parser.add_argument("--part", choices=(*RATERS, "localiser", "base"), action="append",
+    parser.add_argument("--part", choices=(*RATERS, "localiser", "base", "base2"), action="append",
                         help="train only these parts (repeatable); default all")
     parser.add_argument("--init", type=Path, help="start from these weights (state or checkpoint)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 5e-3)")
+    parser.add_argument("--dice", type=float, default=0.5,
+                        help="weight of the soft Dice term (CE + Dice as Horvath et al. 2019)")
     parser.add_argument("--export", action="store_true",
                         help="save the parts' latest training states as models without training on")
     parser.add_argument("--assemble", action="store_true", help="only write ensemble.json")
@@ -147,7 +154,8 @@ def main(argv=None) -> int:
         for part in args.part or [*RATERS, "localiser"]:
             n = args.localiser_iterations if part == "localiser" else args.iterations
             train_part(part, args.out, args.work, n, args.crop, args.log_every, init=args.init,
-                       learning_rate=args.lr, export_only=args.export)
+                       learning_rate=args.lr, export_only=args.export,
+                       dice_weight=0.0 if part == "localiser" else args.dice)
     if args.assemble or not args.part:
         print(f"wrote {assemble(args.out)}")
     return 0
