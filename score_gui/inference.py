@@ -451,8 +451,8 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
     before any output is written. Returns one ``{kind: path}`` per scan (plus ``timing``).
     """
     started = time.monotonic()
-    ensemble = models if isinstance(models, Ensemble) else Ensemble.load(models, device)
     scans = [read_scan(p) for p in paths]
+    ensemble = models if isinstance(models, Ensemble) else Ensemble.load(models, device)
     for scan in scans:
         ensemble.check_fits(scan)
     total = sum(s.n_slices for s in scans) * len(ensemble.members)
