@@ -103,23 +103,32 @@ def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
     Examples
     --------
     >>> nice_ticks(0, 87)
-    [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+    [0.0, 25.0, 50.0, 75.0, 100.0]
+    >>> nice_ticks(0, 0)
+    [0.0, 0.25, 0.5, 0.75, 1.0]
     """
-    if not np.isfinite(low) or not np.isfinite(high) or high <= low:
-        high = low + 1.0
+    low = float(low) if np.isfinite(low) else 0.0
+    high = float(high) if np.isfinite(high) else low + 1.0
+    if low == high == 0.0:
+        high = 1.0
+    # A flat series (e.g. equal areas everywhere) still gets a readable range.
+    minimum_span = max(abs(high), abs(low), 1.0) * 0.02
+    if high - low < minimum_span:
+        low, high = low - minimum_span / 2, high + minimum_span / 2
+        if low < 0 <= low + minimum_span / 2:
+            low, high = 0.0, high - low
     raw = (high - low) / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     start = math.floor(low / step) * step
-    ticks, value = [], start
-    while value < high + step * 0.999:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
+    n_ticks = int(math.ceil((high - start) / step - 1e-9)) + 1  # bounded: no float-step loop
+    return [round(start + i * step, 10) for i in range(n_ticks)]
 
 
-def _format_tick(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.2g}"
+def _format_tick(value: float, step: float) -> str:
+    """Enough decimals to tell neighbouring ticks apart (``step`` apart)."""
+    decimals = next((d for d in range(6) if abs(round(step, d) - step) < 1e-9 * max(1.0, step)), 6)
+    return f"{value:.{decimals}f}"
 
 
 class _Axes:
@@ -153,7 +162,8 @@ class _Axes:
         p.setFont(font)
         for tick in self.ticks:
             p.drawText(QRectF(self.outer.left(), self.y(tick) - 7, 42, 14),
-                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), _format_tick(tick))
+                       int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
+                       _format_tick(tick, self.ticks[1] - self.ticks[0] if len(self.ticks) > 1 else 1.0))
         step = max(1, math.ceil(len(x_labels) / 8))
         for i, label in enumerate(x_labels):
             if i % step == 0:
