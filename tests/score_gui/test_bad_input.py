@@ -248,3 +248,15 @@ def test_nibabel_header_fixups_do_not_reach_stderr(tmp_path, capfd):
     path.write_bytes(bytes(blob))
     read_scan(path)
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("kind", ["missing", "png", "truncated", "corrupt", "2d", "zero_axis"])
+def test_cli_segment_bad_scan(tmp_path, kind, capsys):
+    path, phrase = _make_bad(tmp_path, kind)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier_areas.csv").write_text("kept\n")
+    assert main(["segment", str(path), "-o", str(out)]) == 2
+    assert phrase in _one_error_line(capsys.readouterr().err, path)
+    assert [p.name for p in out.iterdir()] == ["earlier_areas.csv"]
+    assert (out / "earlier_areas.csv").read_text() == "kept\n"
