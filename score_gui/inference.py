@@ -272,12 +272,21 @@ def keep_largest_canal(dseg: np.ndarray) -> np.ndarray:
     return np.where(regions == int(np.argmax(sizes)) + 1, dseg, 0).astype(dseg.dtype)
 
 
-def _member_labels(member: Member, scan: Scan, normalised: np.ndarray, centres: np.ndarray,
-                   device: torch.device) -> Generator[int, None, LabelMap]:
+def _member_inputs(members: list[Member], scan: Scan, normalised: np.ndarray, centres: np.ndarray,
+                   device: torch.device) -> dict:
+    """Grids and crops per distinct (pixel size, crop size) of the members, computed once."""
+    inputs = {}
+    for member in members:
+        key = (member.pixel_size_mm, member.crop_size_px)
+        if key not in inputs:
+            grids = [model_grid(scan.pixel_spacing, scan.shape_hw, tuple(c), *key) for c in centres]
+            inputs[key] = (grids, torch.from_numpy(sample_crops(normalised, grids)).to(device))
+    return inputs
+
+
+def _member_labels(member: Member, scan: Scan, inputs: dict) -> Generator[int, None, LabelMap]:
     """Run a member's networks slice by slice; yield after each slice; return its LabelMap."""
-    grids = [model_grid(scan.pixel_spacing, scan.shape_hw, tuple(c), member.pixel_size_mm,
-                        member.crop_size_px) for c in centres]
-    crops = torch.from_numpy(sample_crops(normalised, grids)).to(device)
+    grids, crops = inputs[(member.pixel_size_mm, member.crop_size_px)]
     dseg = np.zeros(scan.label_shape, np.uint8)
     lesion = np.zeros(scan.label_shape, np.uint8)
     heads = [h for _, meta in member.networks for h in head_specs(meta)]
@@ -330,7 +339,8 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
     normalised = zscore_slices(scan.images)
     centres = find_canal(scan, ensemble.localiser, normalised, dev)
     t_localised = time.monotonic()
-    jobs = [_member_labels(member, scan, normalised, centres, dev) for member in ensemble.members]
+    inputs = _member_inputs(ensemble.members, scan, normalised, centres, dev)
+    jobs = [_member_labels(member, scan, inputs) for member in ensemble.members]
     results = yield from _run_members(jobs, ensemble.members, workers, scan, total, started)
     member_maps: dict[str, LabelMap] = {}
     for member, label_map in zip(ensemble.members, results):
