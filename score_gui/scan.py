@@ -456,7 +456,7 @@ def _text_field(meta: dict, key: str, default: str | None) -> str | None:
     return str(value).strip()
 
 
-_BIDS_ENTITY = re.compile(r"(sub|ses)-([A-Za-z0-9]+)")
+_BIDS_ENTITY = re.compile(r"(?:^|_)(sub|ses)-([A-Za-z0-9]+)")  # whole entities: not "presub-3"
 
 
 def bids_entities(path: str | Path) -> dict[str, str]:
@@ -466,6 +466,8 @@ def bids_entities(path: str | Path) -> dict[str, str]:
     --------
     >>> bids_entities("sub-01_ses-2_amira.nii.gz")
     {'sub': '01', 'ses': '2'}
+    >>> bids_entities("presub-3_scan.nii.gz")
+    {}
     """
     return {key: value for key, value in _BIDS_ENTITY.findall(Path(path).name)}
 
