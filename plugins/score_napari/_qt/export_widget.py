@@ -137,7 +137,7 @@ class _Axes:
     def __init__(self, painter: QPainter, rect: QRectF, y_range: tuple[float, float], n_x: int,
                  title: str = "", y_label: str = ""):
         self.painter, self.outer = painter, rect
-        self.frame = QRectF(rect.left() + 46, rect.top() + 24, rect.width() - 56, rect.height() - 62)
+        self.frame = QRectF(rect.left() + 46, rect.top() + 24, rect.width() - 56, rect.height() - 90)
         self.ticks = nice_ticks(*y_range)
         self.y_low, self.y_high = self.ticks[0], self.ticks[-1]
         self.n_x = max(n_x, 1)
@@ -164,13 +164,14 @@ class _Axes:
             p.drawText(QRectF(self.outer.left(), self.y(tick) - 7, 42, 14),
                        int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
                        _format_tick(tick, self.ticks[1] - self.ticks[0] if len(self.ticks) > 1 else 1.0))
-        step = max(1, math.ceil(len(x_labels) / 8))
+        slot = self.frame.width() / self.n_x
+        step = 1 if slot >= 22 else math.ceil(22 / slot)  # thin out only when they would overlap
         for i, label in enumerate(x_labels):
             if i % step == 0:
                 p.save()
                 p.translate(self.x(i), self.frame.bottom() + 4)
                 p.rotate(40)
-                p.drawText(QRectF(0, -6, 60, 12), int(Qt.AlignmentFlag.AlignLeft), label)
+                p.drawText(QRectF(0, -6, 100, 12), int(Qt.AlignmentFlag.AlignLeft), label)
                 p.restore()
         bold = QFont(p.font())
         bold.setPointSizeF(9)
@@ -224,7 +225,7 @@ def draw_area_profiles(painter: QPainter, size: QSize, profiles: dict, title: st
         high = max(highs) if highs else 1.0
         low = 0.0 if low < 0.35 * high else low  # keep zero in view unless it squeezes the data
         levels = next(iter(series.values()))[0]
-        axes = _Axes(painter, rect, (low, high if high > low else low + 1), len(levels), TITLES.get(name, name),
+        axes = _Axes(painter, rect, (low, high), len(levels), TITLES.get(name, name),
                      "mm²" if k % columns == 0 else "")
         axes.draw(levels)
         color = QColor(PLOT_COLORS.get(name, "#333333"))
