@@ -172,6 +172,7 @@ def _candidate_files(folder: Path) -> list[Path]:
 def read_dicom_frames(folder: str | Path) -> Generator[Progress, None, tuple[list[Frame], dict]]:
     """Read every DICOM image in ``folder`` (recursively); other files are skipped.
 
+    ``folder`` may also be a single (multi-frame) DICOM file.
     Yields :class:`~score_gui.progress.Progress` per file and returns ``(frames, datasets)``
     where ``datasets`` maps each file to its pydicom dataset (pixels decoded later).
     """
@@ -181,9 +182,7 @@ def read_dicom_frames(folder: str | Path) -> Generator[Progress, None, tuple[lis
     folder = Path(folder)
     if not folder.exists():
         raise ScoreInputError(folder, "folder not found")
-    if not folder.is_dir():
-        raise ScoreInputError(folder, "is not a folder (expected a folder of DICOM files)")
-    files = _candidate_files(folder)
+    files = _candidate_files(folder) if folder.is_dir() else [folder]  # or one multi-frame file
     frames, datasets, started = [], {}, time.monotonic()
     for done, path in enumerate(files, 1):
         try:

@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
         "dicom", help="import a folder of AMIRA DICOM images as a 4D NIfTI scan",
         description="Group the images of FOLDER by slice position and inversion time and write "
                     "the scan as NIfTI (X, Y, S, T) with a JSON sidecar of inversion times.")
-    parser.add_argument("folder", type=Path, metavar="FOLDER", help="folder with the DICOM files (searched recursively)")
+    parser.add_argument("folder", type=Path, metavar="FOLDER",
+                        help="folder with the DICOM files (searched recursively) or one multi-frame file")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.nii.gz",
                         help="the scan to write (the sidecar goes beside it)")
     parser.add_argument("--subject", help="SubjectID for the sidecar (nothing identifying is copied from DICOM)")

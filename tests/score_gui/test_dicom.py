@@ -194,6 +194,10 @@ def test_duplicate_and_mixed_scans_are_refused(tmp_path):
 def test_folders_without_dicom(tmp_path):
     with pytest.raises(ScoreInputError, match="folder not found"):
         import_dicom_folder(tmp_path / "nope", tmp_path / "x.nii.gz")
+    not_dicom = tmp_path / "notes.txt"
+    not_dicom.write_text("a file that is not DICOM")
+    with pytest.raises(ScoreInputError, match=r"no DICOM images found \(1 files looked at\)"):
+        import_dicom_folder(not_dicom, tmp_path / "y.nii.gz")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "a.txt").write_text("hello")
     with pytest.raises(ScoreInputError, match=r"no DICOM images found \(1 files looked at\)"):
@@ -259,7 +263,7 @@ def test_enhanced_multiframe_with_functional_groups(tmp_path):
     folder = tmp_path / "enhanced"
     folder.mkdir()
     ds.save_as(folder / "multiframe.dcm", enforce_file_format=True)
-    out = import_dicom_folder(folder, tmp_path / "e.nii.gz")
+    out = import_dicom_folder(folder / "multiframe.dcm", tmp_path / "e.nii.gz")  # a file works too
     img = nib.load(out)
     np.testing.assert_array_equal(np.asarray(img.dataobj), acq.expected())
     _check_geometry(img, acq)
