@@ -333,7 +333,16 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
     ensemble.check_fits(scan)
     dev = pick_device(device) if device is not None else ensemble.device
     workers = min(worker_count(), len(ensemble.members)) if dev.type == "cpu" else 1
+    previous_threads = torch.get_num_threads()
     configure_threads(1 if workers > 1 else None)
+    try:
+        return (yield from _segment(scan, ensemble, dev, workers, members_out, started))
+    finally:
+        torch.set_num_threads(previous_threads)  # leave the process as it was (e.g. for training)
+
+
+def _segment(scan: Scan, ensemble: Ensemble, dev: torch.device, workers: int, members_out: bool,
+             started: float) -> Generator[Progress, None, SegmentationResult]:
     total = scan.n_slices * len(ensemble.members)
     yield Progress(0, total, f"{scan.stem}: finding the canal", started)
     normalised = zscore_slices(scan.images)

@@ -275,7 +275,12 @@ def test_members_in_parallel_give_the_same_labels_as_in_sequence(tmp_path, monke
     for name in ("m1", "m2", "m3"):
         np.testing.assert_array_equal(parallel.members[name].dseg, sequential.members[name].dseg)
     np.testing.assert_array_equal(parallel.consensus.dseg, sequential.consensus.dseg)
-    # Stopping early (a cancelled job) returns promptly and leaves no worker running.
+    # Stopping early (a cancelled job) returns promptly, and PyTorch's thread count
+    # (1 per member worker while segmenting) is what it was before.
+    torch.set_num_threads(2)
     job = segment_scan(scan, ensemble)
     next(job), next(job)
+    assert torch.get_num_threads() == 1
     job.close()
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
