@@ -8,6 +8,8 @@
 ``rater-consensus``  each rater vs the consensus
 ``score-consensus``  the automatic result (``desc-score``) vs the consensus: accuracy
 ``score-rater``      the automatic result vs each rater (useful with one rater)
+``rater-truth``      each rater vs ``desc-truth`` (synthetic studies only)
+``score-truth``      the automatic result vs ``desc-truth`` (synthetic studies only)
 ==================== ==========================================================
 
 The consensus is ``desc-consensus`` when the study has it, otherwise the majority vote of
@@ -99,6 +101,10 @@ def comparison_pairs(sources: list[str], have_consensus: bool) -> list[tuple[str
             pairs.append(("score-consensus", "score", "consensus"))
     if "score" in sources:
         pairs += [("score-rater", "score", r) for r in raters]
+    if "truth" in sources:  # synthetic studies know the true labels
+        pairs += [("rater-truth", r, "truth") for r in raters]
+        if "score" in sources:
+            pairs.append(("score-truth", "score", "truth"))
     return pairs
 
 

@@ -90,7 +90,8 @@ def read_groups(study_root: str | Path | None = None, groups_file: str | Path | 
     if "group" not in table:
         raise ScoreInputError(path, "table lacks a 'group' column (e.g. HC, MS)")
     table = table.dropna(subset=["group"])
-    return dict(zip(table["subject"], table["group"].astype(str).str.strip()))
+    # Group names compare case-insensitively (a demo study writes 'hc'/'ms').
+    return dict(zip(table["subject"], table["group"].astype(str).str.strip().str.upper()))
 
 
 def read_covariates(path: str | Path) -> pd.DataFrame:

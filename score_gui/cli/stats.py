@@ -49,7 +49,7 @@ def _groups(args, covariates):
         return read_groups(args.study)
     if covariates is not None and "group" in covariates:
         table = covariates.dropna(subset=["group"])
-        return dict(zip(table["subject"], table["group"].astype(str)))
+        return dict(zip(table["subject"], table["group"].astype(str).str.strip().str.upper()))
     return None
 
 

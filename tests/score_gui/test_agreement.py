@@ -113,6 +113,13 @@ def test_reproducibility_intra_and_inter_session():
     assert summary.loc[("intra-session", "wm", "C2"), "n"] == 1
 
 
+def test_truth_pairs_in_synthetic_studies():
+    from score_gui.agreement import comparison_pairs
+
+    pairs = comparison_pairs(["raterA", "score", "truth"], False)
+    assert ("rater-truth", "raterA", "truth") in pairs and ("score-truth", "score", "truth") in pairs
+
+
 def test_pair_rsd_equals_sample_cv():
     a, b = np.array([50.0, 10.0]), np.array([55.0, 10.0])
     expected = [np.std([50, 55], ddof=1) / 52.5 * 100, 0.0]

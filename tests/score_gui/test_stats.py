@@ -120,8 +120,8 @@ def test_groups_from_participants_tsv_or_file(tmp_path):
     (tmp_path / "participants.tsv").write_text("participant_id\tgroup\tage\nsub-01\tHC\t30\nsub-02\tMS\t40\n")
     assert read_groups(tmp_path) == {"01": "HC", "02": "MS"}
     other = tmp_path / "g.csv"
-    other.write_text("subject,group\n03,MS\n")
-    assert read_groups(tmp_path, other) == {"03": "MS"}
+    other.write_text("subject,group\n03,ms\n")
+    assert read_groups(tmp_path, other) == {"03": "MS"}  # case-insensitive, as the demo writes 'ms'
     with pytest.raises(ScoreInputError, match="participants.tsv"):
         read_groups(tmp_path / "nowhere")
     bad = tmp_path / "bad.csv"

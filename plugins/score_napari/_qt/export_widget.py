@@ -48,7 +48,7 @@ PLOT_COLORS = {"canal": "#d4a017", "cord": "#a67c00", "csf": "#d4a017", "wm": "#
                "anterior_horns": "#d62728", "posterior_horns": "#1f3a93", "gray_commissure": "#1e6b30",
                "lesion": "#8e44ad", "na_wm": "#8b5a2b", "na_gm": "#c07040"}
 KIND_COLORS = {"inter-rater": "#4c72b0", "rater-consensus": "#55a868", "score-consensus": "#c44e52",
-               "score-rater": "#8172b2"}
+               "score-rater": "#8172b2", "rater-truth": "#937860", "score-truth": "#da8bc3"}
 GROUP_STYLES = {"HC": Qt.PenStyle.SolidLine, "MS": Qt.PenStyle.DashLine}
 
 
