@@ -529,7 +529,8 @@ class ExportWidget(QWidget):
                 qc = read_qc(self.study.qc_dir)
             except ScoreInputError as exc:
                 self.status.setText(f"QC log not read: {exc}")
-        self.areas = study_areas(self.study, qc=qc)
+        # In-process: forking a process pool from a Qt application is not safe.
+        self.areas = study_areas(self.study, qc=qc, workers=1)
         try:
             self.groups = read_groups(self.study.root)
         except ScoreInputError:
