@@ -328,8 +328,11 @@ def dicom_volume_job(folder: str | Path) -> Generator[Progress, None, tuple[np.n
     """Read a DICOM folder into ``(data (X, Y, S, T) float32, RAS affine, sidecar dict)``."""
     folder = Path(folder)
     frames, datasets = yield from read_dicom_frames(folder)
-    positions, grid, inversion_times = group_frames(frames)
+    _, grid, inversion_times = group_frames(frames)
     first = grid[0][0]
+    # The grouping keys are rounded; the slice step comes from the exact positions.
+    normal = slice_normal(first.orientation)
+    positions = [float(np.mean([f.position @ normal for f in images])) for images in grid]
     step = _slice_step(positions, first, folder)
     rows, cols = first.shape
     data = np.empty((cols, rows, len(positions), len(grid[0])), np.float32)

@@ -157,3 +157,41 @@ def test_truncation_is_always_an_input_error(name, keep):
             assert exc.path == str(path)
         else:
             raise AssertionError(f"a file cut to {keep:.0%} was read without error")
+
+
+@st.composite
+def dicom_geometries(draw):
+    """A random orthonormal image plane (any orientation), spacing, slice step and origin."""
+    angles = [draw(st.floats(-np.pi, np.pi)) for _ in range(3)]
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rotation = (np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]]) @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+                @ np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]]))
+    return dict(orientation=tuple(rotation[:, 0]) + tuple(rotation[:, 1]),
+                spacing=(draw(st.floats(0.3, 1.2)), draw(st.floats(0.3, 1.2))),
+                step=draw(st.sampled_from([-1, 1])) * draw(st.floats(2.0, 10.0)),
+                origin=tuple(draw(st.floats(-50, 50)) for _ in range(3)),
+                n_slices=draw(st.integers(2, 4)), times=draw(st.sampled_from([(300.0,), (97.1, 528.0)])),
+                rows=draw(st.integers(2, 6)), cols=draw(st.integers(2, 6)))
+
+
+@settings(max_examples=10, deadline=None)
+@given(geometry=dicom_geometries(), seed=st.integers(0, 1000))
+def test_dicom_import_places_every_pixel_where_dicom_says(geometry, seed):
+    from test_dicom import Acquisition  # the synthetic DICOM writer of the DICOM tests
+
+    from score_gui.dicom import import_dicom_folder
+
+    acquisition = Acquisition(seed=seed, **geometry)
+    with tempfile.TemporaryDirectory() as folder:
+        acquisition.write(Path(folder) / "dicom", seed=seed)
+        img = nib.load(import_dicom_folder(Path(folder) / "dicom", Path(folder) / "s.nii.gz"))
+        data = np.asarray(img.dataobj)
+    ascending = acquisition.step > 0  # the file grid starts at the lowest position along the normal
+    expected = acquisition.expected() if ascending else acquisition.expected()[:, :, ::-1]
+    np.testing.assert_array_equal(data.reshape(expected.shape), expected)  # T = 1 is written 3D
+    n = acquisition.raw.shape[0]
+    for r, c, s in ((0, 0, 0), (acquisition.rows - 1, acquisition.cols - 1, n - 1), (1, 0, n // 2)):
+        file_slice = s if ascending else n - 1 - s
+        np.testing.assert_allclose(img.affine @ [c, r, file_slice, 1], [*acquisition.world_ras(r, c, s), 1],
+                                   atol=2e-3)
