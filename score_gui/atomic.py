@@ -94,6 +94,8 @@ def atomic_path(target: str | os.PathLike, keep_previous: bool = False) -> Itera
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp makes 0600 files; give the result the mode a plain open() would (lab shares).
+        os.chmod(tmp, _default_file_mode())
         yield tmp
         _fsync(tmp)
         if keep_previous:
@@ -116,6 +118,12 @@ def write_text_atomic(target: str | os.PathLike, text: str, keep_previous: bool 
     with atomic_path(target, keep_previous=keep_previous) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
+
+
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync(path: Path) -> None:

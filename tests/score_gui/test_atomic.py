@@ -87,3 +87,16 @@ def test_two_backups_in_the_same_instant_do_not_collide(tmp_path, monkeypatch):
     for text in ("1", "2", "3"):
         write_text_atomic(target, text, keep_previous=True)
     assert sorted(p.read_text() for p in (tmp_path / HISTORY_DIR).iterdir()) == ["1", "2"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    from score_gui.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        out = write_text_atomic(tmp_path / "report.html", "<html></html>")
+    finally:
+        os.umask(old)
+    assert oct(out.stat().st_mode & 0o777) == oct(0o644)
