@@ -9,6 +9,10 @@ import pytest
 # Tests never read or write a user's settings.
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 
+# PySide6 6.12 drops a reference to None on every void C++ call; on Python 3.11 a long GUI
+# test session aborts with "none_dealloc". Importing score_studio applies the workaround.
+import score_studio  # noqa: E402,F401
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):

@@ -16,7 +16,8 @@ import numpy as np
 import qtawesome as qta
 from qtpy.QtCore import QByteArray, Qt, Signal
 from qtpy.QtGui import QAction, QActionGroup, QKeySequence
-from qtpy.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
+from qtpy.QtWidgets import (QApplication, QCheckBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout,
+                            QLabel, QMainWindow,
                             QMessageBox, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from score_gui.errors import ScoreInputError
@@ -25,12 +26,16 @@ from score_gui.scan import NIFTI_SUFFIXES, Scan, read_scan
 from score_gui.study import ScanEntry, Study
 
 from score_studio.rater import RaterSession, RecoveryStore, ask_rater_id
-from score_studio.segmentation_panel import AUTOMATIC_SOURCE, ScanSegmentation, SegmentationPanel
+from score_studio.segmentation_panel import (AUTOMATIC_SOURCE, ScanSegmentation, SegmentationPanel,
+                                            reserve_ui_core)
 from score_studio.settings import AppSettings, score_home
 from score_studio.shortcuts import ACTIONS, ShortcutsDialog
 from score_studio.study_browser import StudyBrowser
 
 MODES = ("annotate", "segment", "qc", "export")
+REFERENCE_TITLES = {"score": "Automatic (score)", "consensus": "Rater consensus", "truth": "Truth (phantom)"}
+HIDDEN_REFERENCE_PREFIXES = ("truth", "model")
+"""References hidden until asked for: a phantom's truth and single ensemble members."""
 MODE_DOCK_WIDTHS = {"annotate": 400, "segment": 400, "qc": 560, "export": 640}
 MODE_TITLES = {"annotate": "Annotate", "segment": "Segment", "qc": "QC", "export": "Export"}
 ICON_COLOR = "#d8dee9"
@@ -92,10 +97,12 @@ class MainWindow(QMainWindow):
         self._averages: dict[str, np.ndarray] = {}
         self._reference_boxes: tuple | None = None
         self._export_stale = False
+        self._reference_choice: dict[str, bool] = {}
         self.confirm = self._confirm_dialog     # replaced in tests: (title, text) -> bool
 
         self.setWindowTitle("SCORE Studio")
         self.setObjectName("scoreStudioMainWindow")
+        reserve_ui_core()
         self.setAcceptDrops(True)
         # A full napari.Viewer (plugins, current_viewer(), viewer.window for the widgets),
         # whose canvas widget moves into this window; napari's own window stays hidden.
@@ -240,9 +247,41 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
         layout.addLayout(buttons)
+        self.references_box = QGroupBox("Other labels (read-only contours)")
+        self.references_layout = QVBoxLayout(self.references_box)
+        self.references_layout.setContentsMargins(6, 4, 6, 4)
+        self.references_box.hide()
         layout.addWidget(self.annotation_widget)
+        layout.addWidget(self.references_box)
         layout.addWidget(self.areas_widget, 1)
         return page
+
+    def _update_reference_toggles(self) -> None:
+        """One checkbox per reference (other raters, score, consensus, truth) in its colour."""
+        from score_napari._qt.icons import swatch
+
+        while self.references_layout.count():
+            item = self.references_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        for who in self.score_viewer.references:
+            title = f"Rater {who[5:]}" if who.startswith("rater") else REFERENCE_TITLES.get(who, who)
+            box = QCheckBox(title)
+            box.setIcon(swatch(self.score_viewer.reference_color(who)))
+            box.setChecked(self._reference_shown(who))
+            box.setToolTip(f"Show {who}'s labels as contours on every pane")
+            box.toggled.connect(lambda on, w=who: self.show_reference(w, on))
+            self.references_layout.addWidget(box)
+        self.references_box.setVisible(bool(self.score_viewer.references))
+
+    def _reference_shown(self, who: str) -> bool:
+        return self._reference_choice.get(who, not who.startswith(HIDDEN_REFERENCE_PREFIXES))
+
+    def show_reference(self, who: str, visible: bool) -> None:
+        """Show or hide one reference's contours (remembered while the application runs)."""
+        self._reference_choice[who] = visible
+        if who in self.score_viewer.references:
+            self.score_viewer.set_reference_visible(who, visible)
 
     def _qc_page(self) -> QWidget:
         """A holder for the QC widget, built when QC mode first shows a study."""
@@ -547,8 +586,14 @@ class MainWindow(QMainWindow):
             except ScoreInputError as exc:
                 self.statusBar().showMessage(f"Skipped {who}: {exc}", 8000)
                 continue
-            self.score_viewer.add_reference_labels(who, labels)
-            self._grow_reference_box(labels.dseg)
+            self._add_reference(who, labels)
+        self._update_reference_toggles()
+
+    def _add_reference(self, who: str, labels: LabelMap) -> None:
+        self.score_viewer.add_reference_labels(who, labels)
+        if not self._reference_shown(who):
+            self.score_viewer.set_reference_visible(who, False)
+        self._grow_reference_box(labels.dseg)
 
     def _grow_reference_box(self, dseg: np.ndarray) -> None:
         """Keep the box (rows, cols) around every reference's canal, for zooming."""
@@ -700,7 +745,8 @@ class MainWindow(QMainWindow):
         maps = [read_labels(self.entry.dseg_path(who), self.scan) for who in raters]
         consensus = majority_vote(maps)
         write_labels(self.scan, consensus, self.entry.derivatives_dir, "consensus", keep_previous=True)
-        self.score_viewer.add_reference_labels("consensus", consensus)
+        self._add_reference("consensus", consensus)
+        self._update_reference_toggles()
         self.browser.refresh_entry(self.entry)
         self.statusBar().showMessage(f"Consensus of {len(raters)} raters saved (desc-consensus)", 6000)
 
@@ -713,8 +759,8 @@ class MainWindow(QMainWindow):
         if self.entry is None or Path(done.entry.path) != Path(self.entry.path):
             return
         labels = done.result.consensus
-        self.score_viewer.add_reference_labels(AUTOMATIC_SOURCE, labels)
-        self._grow_reference_box(labels.dseg)
+        self._add_reference(AUTOMATIC_SOURCE, labels)
+        self._update_reference_toggles()
         disagreement = getattr(done.result, "disagreement", None)
         if disagreement is not None:
             self.score_viewer.add_overlay("disagreement", np.asarray(disagreement))

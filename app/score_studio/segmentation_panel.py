@@ -9,6 +9,7 @@ in ``.history``) and handed to the main window through :attr:`SegmentationPanel.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,18 @@ class ScanSegmentation:
     scan: Scan
     result: object            # score_gui.inference.SegmentationResult
     written: dict
+
+
+def reserve_ui_core() -> int:
+    """Leave one CPU core to the interface: inference threads default to cores - 1.
+
+    The core's inference runs ensemble members in parallel threads (``$SCORE_THREADS``,
+    default min(cores, 4)); in the application they would take every core and the window
+    would stutter. An explicit ``$SCORE_THREADS`` is respected. Returns the value in force.
+    """
+    if not os.environ.get("SCORE_THREADS", "").isdigit():
+        os.environ["SCORE_THREADS"] = str(max(1, (os.cpu_count() or 1) - 1))
+    return int(os.environ["SCORE_THREADS"])
 
 
 def load_ensemble(choice: str):

@@ -110,7 +110,8 @@ def test_recovery_written_on_change_and_offered_after_a_crash(window, qtbot, qap
     painted = paint_stroke(window, qtbot, CSF, row, cols)
     qtbot.waitUntil(lambda: window.rater.recovery.find(entry.path, "raterA") is not None, timeout=3000)
     unsaved = window.score_viewer.get_labels().dseg.copy()
-    on_disk = read_labels(entry.dseg_path("raterA"), window.scan).dseg
+    saved = entry.dseg_path("raterA")
+    on_disk = read_labels(saved, window.scan).dseg if saved.exists() else np.zeros_like(unsaved)
     assert painted[0].any() and not on_disk[0].any()  # the work is only in the recovery file
 
     # "Crash": the session stops without saving; a new window starts.

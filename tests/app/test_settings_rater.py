@@ -14,6 +14,7 @@ from score_studio.settings import MAX_RECENT, AppSettings, score_home, settings_
 
 
 def test_settings_round_trip_and_recent_list(tmp_path):
+    settings_file().unlink(missing_ok=True)            # other tests' windows saved theirs
     settings = AppSettings.load()
     assert settings.rater_id == "" and settings.mode == "annotate"
     for i in range(MAX_RECENT + 3):
