@@ -19,6 +19,18 @@ from score_napari._sample_data import simple_phantom
 pytestmark = pytest.mark.gui
 
 
+def close_viewer(viewer, app):
+    """Close and free the viewer while Qt is alive (as napari's own fixture does): Qt
+    objects left to the collector at interpreter exit crashed PySide6 (none_dealloc)."""
+    import gc
+
+    viewer.close()
+    del viewer
+    for _ in range(3):
+        gc.collect()
+        app.processEvents()
+
+
 @pytest.fixture(scope="module")
 def env():
     import napari
@@ -37,7 +49,7 @@ def env():
         app.processEvents()
         time.sleep(0.01)
     yield score_viewer, annotation, areas, scan, truth, app
-    viewer.close()
+    close_viewer(viewer, app)
 
 
 def test_every_icon_name_exists(qapp):

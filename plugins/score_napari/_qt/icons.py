@@ -28,12 +28,30 @@ ICONS = {
 
 
 def icon(name: str, color: str | None = None):
-    """The QIcon of an action in :data:`ICONS` (``color`` defaults to the palette's text)."""
+    """The QIcon of an action in :data:`ICONS` (``color`` defaults to the theme's icon colour,
+    so icons stay visible on napari's dark theme)."""
     import qtawesome as qta
 
-    if color is None:
-        return qta.icon(ICONS[name])
-    return qta.icon(ICONS[name], color=color)
+    return qta.icon(ICONS[name], color=color or theme_icon_color(),
+                    color_disabled=disabled_color())
+
+
+def theme_icon_color() -> str:
+    """napari's current theme icon colour, else the application palette's text colour."""
+    try:
+        from napari.settings import get_settings
+        from napari.utils.theme import get_theme
+
+        return get_theme(get_settings().appearance.theme).icon.as_hex()
+    except Exception:  # no napari settings (e.g. a bare Qt test): fall back to the palette
+        from qtpy.QtGui import QPalette
+        from qtpy.QtWidgets import QApplication
+
+        return QApplication.palette().color(QPalette.ColorRole.WindowText).name()
+
+
+def disabled_color() -> str:
+    return "#6b6b6b"
 
 
 def swatch(color: str, size: int = 16):

@@ -1,0 +1,97 @@
+"""Speed of the multi-pane viewer: load, slice change, paint stroke (all 11 panes shown).
+
+Run under a display (``xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python
+benchmarks/bench_viewer.py``). Targets: load <= 1 s after the window is up, slice change
+<= 50 ms. Slicing (napari updating every layer) and drawing (OpenGL; software GL under
+Xvfb) are timed apart, since a GPU draws much faster than llvmpipe.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def settle(app, viewer):
+    last = None
+    for _ in range(50):
+        app.processEvents()
+        time.sleep(0.01)
+        if tuple(viewer.canvas.size) == last:
+            return
+        last = tuple(viewer.canvas.size)
+
+
+def ms(values):
+    return f"median {statistics.median(values) * 1000:.1f} ms (min {min(values) * 1000:.1f}, max {max(values) * 1000:.1f})"
+
+
+def main() -> None:
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from score_napari._qt.viewer_controller import ScoreViewer
+    from score_napari._sample_data import demo_scan
+
+    t0 = time.perf_counter()
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    app = QApplication.instance()
+    settle(app, viewer)
+    print(f"window up: {time.perf_counter() - t0:.2f} s")
+    scan_a, labels_a = demo_scan(seed=0)
+    scan_b, labels_b = demo_scan(seed=1)
+    sv = ScoreViewer(viewer)
+
+    t = time.perf_counter()
+    sv.load_scan(scan_a, labels_a)
+    built = time.perf_counter() - t
+    app.processEvents()
+    print(f"first load (build 22 layers): {built:.2f} s, shown after {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
+    sv.load_scan(scan_b, labels_b)
+    swapped = time.perf_counter() - t
+    app.processEvents()
+    print(f"next scan (layers reused): {swapped:.2f} s, shown after {time.perf_counter() - t:.2f} s")
+
+    for layout in ("all", "working"):
+        sv.set_layout(layout)
+        settle(app, viewer)
+        slicing, drawing = [], []
+        for i in range(24):
+            t = time.perf_counter()
+            sv.set_slice(i % scan_b.n_slices)
+            t1 = time.perf_counter()
+            app.processEvents()
+            slicing.append(t1 - t)
+            drawing.append(time.perf_counter() - t1)
+        print(f"slice change, layout {layout!r}: slicing {ms(slicing)}; + draw {ms(drawing)}")
+
+    sv.set_layout("all")
+    settle(app, viewer)
+    sv.set_slice(6)
+    sv.set_label_value(2)
+    sv.set_brush_size(5)
+    master = sv.master
+    moves, draws = [], []
+    with master.block_history():     # as during a mouse drag
+        last = (6, 80, 70)
+        for k in range(30):
+            here = (6, 80 + (k % 10), 70 + k)
+            t = time.perf_counter()
+            master._draw(2, last, here)     # what napari runs on each mouse move
+            t1 = time.perf_counter()
+            app.processEvents()
+            moves.append(t1 - t)
+            draws.append(time.perf_counter() - t1)
+            last = here
+    t = time.perf_counter()
+    sv.undo()
+    undo = time.perf_counter() - t
+    print(f"paint, per mouse move (master + 10 copies updated): {ms(moves)}; + draw {ms(draws)}")
+    print(f"undo of a 30-move stroke: {undo * 1000:.1f} ms")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
