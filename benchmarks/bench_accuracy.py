@@ -82,9 +82,10 @@ def main() -> None:
         part = table[table["compartment"] == name]
         if part.empty:
             continue
+        cl = clean[clean["compartment"] == name]
         if name == "lesion":  # slices with a lesion in truth or prediction (empty-vs-empty is trivially 1)
             part = part[(part["area_truth_mm2"] > 0) | (part["area_pred_mm2"] > 0)]
-        cl = clean[clean["compartment"] == name]
+            cl = cl[(cl["area_truth_mm2"] > 0) | (cl["area_pred_mm2"] > 0)]
         target = TARGETS.get(name)
         print(f"{name:<16} {part['dice'].mean():9.3f} {cl['dice'].mean():10.3f} "
               f"{part[part['kind'] == 'hc']['dice'].mean():8.3f} {part[part['kind'] == 'ms']['dice'].mean():8.3f} "

@@ -35,7 +35,7 @@ from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, 
 from score_gui.mdgru.preprocess import LOCALISER_PIXEL_SIZE_MM
 from score_gui.training.augment import AugmentConfig
 from score_gui.training.data import LocaliserSampler, SyntheticConfig, SyntheticSampler, synthetic_slice
-from score_gui.training.loop import TrainConfig, member_meta, train_model, write_ensemble_json
+from score_gui.training.loop import TrainConfig, member_loss, member_meta, train_model, write_ensemble_json
 
 REPO = Path(__file__).resolve().parents[1]
 RATERS = ("A", "B", "C")
@@ -61,7 +61,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
                init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
-               dice_weight: float = 0.0) -> Path:
+               dice_weight: float = 0.0, lesion_enrich: float = 0.0) -> Path:
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
@@ -69,7 +69,8 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     localiser = part == "localiser"
     heads = [HEADS["canal"]] if localiser else [HEADS["tissue"], HEADS["lesion"]]
     arch = LOCALISER_ARCHITECTURE if localiser else DEFAULT_ARCHITECTURE
-    synthetic = SyntheticConfig(rater=None if localiser else ("A,B,C" if part.startswith("base") else part))
+    synthetic = SyntheticConfig(rater=None if localiser else ("A,B,C" if part.startswith("base") else part),
+                                lesion_enrich=0.0 if localiser else lesion_enrich)
     if localiser:
         sampler = SyntheticLocaliserSampler(heads=heads, synthetic=synthetic)
     else:
@@ -86,7 +87,9 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
         saved = torch.load(state, map_location="cpu", weights_only=False)
         config = TrainConfig(**{**config.to_dict(), "iterations": int(saved["iteration"])})
     def loss(logits, targets):
-        return set_loss(logits, targets, heads, dice_weight=dice_weight)
+        if localiser:
+            return set_loss(logits, targets, heads)
+        return member_loss(logits, targets, heads, dice_weight)
 
     job = train_model(model, sampler.sample, loss, config,
                       work / f"{part}.state.pt", resume=True, label=part)
@@ -106,7 +109,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
                       "slices_seen": result.iterations * config.batch_size, "seed": SEEDS[part]},
              "synthetic": synthetic.to_dict(), "augmentation": sampler.augment.to_dict(),
              "training_crop_px": None if localiser else crop,
-             "loss": f"set cross-entropy (partial-label) + soft Dice, dice weight {dice_weight}",
+             "loss": f"score_gui.training.loop.member_loss, dice weight {dice_weight}",
              "command": "python scripts/make_default_models.py " + " ".join(sys.argv[1:])}
     meta = member_meta(name, heads, [], config, result,
                        pixel_size_mm=LOCALISER_PIXEL_SIZE_MM if localiser else DEFAULT_PIXEL_SIZE_MM,
@@ -138,6 +141,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 5e-3)")
     parser.add_argument("--dice", type=float, default=0.5,
                         help="weight of the soft Dice term (CE + Dice as Horvath et al. 2019)")
+    parser.add_argument("--lesion-enrich", type=float, default=0.0,
+                        help="probability of redrawing an MS slice without lesions")
     parser.add_argument("--export", action="store_true",
                         help="save the parts' latest training states as models without training on")
     parser.add_argument("--assemble", action="store_true", help="only write ensemble.json")
@@ -155,7 +160,8 @@ def main(argv=None) -> int:
             n = args.localiser_iterations if part == "localiser" else args.iterations
             train_part(part, args.out, args.work, n, args.crop, args.log_every, init=args.init,
                        learning_rate=args.lr, export_only=args.export,
-                       dice_weight=0.0 if part == "localiser" else args.dice)
+                       dice_weight=0.0 if part == "localiser" else args.dice,
+                       lesion_enrich=args.lesion_enrich)
     if args.assemble or not args.part:
         print(f"wrote {assemble(args.out)}")
     return 0

@@ -282,6 +282,9 @@ class SyntheticConfig:
     degrade_rate: float = 0.1
     contrast: str = "amira"
     rater: str | None = None
+    lesion_enrich: float = 0.0
+    """Probability of redrawing (up to 4 times) an MS slice that cuts no lesion, so the
+    rare lesion class is seen more often."""
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -291,6 +294,15 @@ class SyntheticConfig:
 
 def synthetic_slice(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig()) -> LabelledSlice:
     """One random synthetic slice with (rater-simulated when ``config.rater``) full labels."""
+    for _ in range(4):
+        item = _one_synthetic_slice(rng, config)
+        wants_lesion = item.subject.endswith("ms") and config.lesion_enrich > 0
+        if not wants_lesion or item.lesion.any() or rng.random() >= config.lesion_enrich:
+            return item
+    return item
+
+
+def _one_synthetic_slice(rng: np.random.Generator, config: SyntheticConfig) -> LabelledSlice:
     from score_gui import phantom
     from score_gui.phantom.artifacts import DEGRADATIONS
 

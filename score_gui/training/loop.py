@@ -345,6 +345,38 @@ def write_ensemble_json(folder: Path, members: list[tuple[str, str]], localiser:
     return write_text_atomic(Path(folder) / "ensemble.json", json.dumps(spec, indent=2))
 
 
+def member_loss(logits: torch.Tensor, targets: dict, heads, dice_weight: float = 0.0) -> torch.Tensor:
+    """Loss of a member network: set cross-entropy per head, plus soft Dice.
+
+    Tissue heads get ``(1 - w) CE + w (1 - mean soft Dice)`` (:func:`score_gui.mdgru.heads.set_loss`).
+    The lesion head gets plain cross-entropy plus ``w (1 - soft Dice of the lesion class)``
+    only on samples that contain a lesion: a Dice over a class absent from the crop
+    (most crops) would only push the lesion probability to zero, and the head collapses
+    to "never a lesion".
+    """
+    from score_gui.mdgru.heads import resolve_heads, set_loss, split_logits
+
+    specs = resolve_heads(heads)
+    total = logits.new_zeros(())
+    for head in specs:
+        if head.name not in targets:
+            continue
+        part = {head.name: targets[head.name]}
+        if head.kind != "lesion":
+            total = total + set_loss(logits, part, specs, dice_weight=dice_weight)
+            continue
+        total = total + set_loss(logits, part, specs, dice_weight=0.0)
+        allowed = targets[head.name].to(logits.device)
+        positive = allowed[:, 1] & ~allowed[:, 0]
+        if dice_weight and positive.any():
+            probs = torch.softmax(split_logits(logits, specs)[head.name].float(), dim=1)[:, 1]
+            known = allowed[:, 0] ^ allowed[:, 1]  # pixels whose lesion status is labelled
+            p = probs * known
+            dice = (2 * (p * positive).sum() + 1.0) / (p.sum() + positive.sum() + 1.0)
+            total = total + dice_weight * (1.0 - dice)
+    return total
+
+
 def train_network(slices, heads, out_file: Path, state_file: Path, *, name: str, config: TrainConfig,
                   architecture: dict, crop_px: int, pixel_size_mm: float, crop_size_px: int,
                   localiser: bool = False, augment=None, resume: bool = True, label: str = "",
@@ -373,7 +405,7 @@ def train_network(slices, heads, out_file: Path, state_file: Path, *, name: str,
         sampler_args["augment"] = augment if augment != "none" else AugmentConfig.none()
     sampler = kind(**sampler_args)
     def loss(logits, targets):
-        return set_loss(logits, targets, heads, dice_weight=dice_weight)
+        return member_loss(logits, targets, heads, dice_weight) if not localiser else set_loss(logits, targets, heads)
 
     result = yield from train_model(model, sampler.sample, loss, config, state_file, resume=resume, label=label)
     meta = member_meta(name, heads, slices, config, result, pixel_size_mm=pixel_size_mm,
