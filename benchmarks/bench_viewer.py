@@ -54,6 +54,21 @@ def main() -> None:
     app.processEvents()
     print(f"next scan (layers reused): {swapped:.2f} s, shown after {time.perf_counter() - t:.2f} s")
 
+    warm_viewer = napari.Viewer(show=True)
+    warm_viewer.window._qt_window.resize(1600, 1000)
+    settle(app, warm_viewer)
+    warm = ScoreViewer(warm_viewer)
+    t = time.perf_counter()
+    warm.warm_up()
+    app.processEvents()
+    print(f"warm_up() at start-up (empty panes): {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
+    warm.load_scan(scan_a, labels_a)
+    loaded = time.perf_counter() - t
+    app.processEvents()
+    print(f"first scan after warm_up: {loaded:.2f} s, shown after {time.perf_counter() - t:.2f} s")
+    warm_viewer.close()
+
     for layout in ("all", "working"):
         sv.set_layout(layout)
         settle(app, viewer)

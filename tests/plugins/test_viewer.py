@@ -113,7 +113,11 @@ def test_single_image_scan_has_one_pane(qtbot):
     try:
         scan = Scan.from_arrays(np.random.default_rng(0).random((3, 32, 40), dtype=np.float32))
         score_viewer = ScoreViewer(viewer)
+        score_viewer.warm_up(n_images=1, shape=(3, 32, 40))
+        assert score_viewer.scan is None and len(viewer.layers) == 2
+        layers_before = list(viewer.layers)
         score_viewer.load_scan(scan)
+        assert list(viewer.layers) == layers_before     # the warmed-up layers were reused
         assert [pane.key for pane in score_viewer.panes] == ["image"]
         assert not viewer.canvas.grid.enabled
         assert score_viewer.get_labels().dseg.shape == (3, 32, 40)

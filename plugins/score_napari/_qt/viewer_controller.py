@@ -235,7 +235,7 @@ class ScoreViewer:
         the data changes), which is several times faster than building them.
         """
         panes = self.pane_images(scan)
-        reuse = (self.scan is not None and self.overlay is not None
+        reuse = (self.overlay is not None and bool(self.panes)
                  and [p.key for p in self.panes] == [key for key, _, _ in panes]
                  and all(layer in self.viewer.layers for p in self.panes for layer in p.layers()))
         for who in list(self._reference_maps):
@@ -299,13 +299,19 @@ class ScoreViewer:
             yield
             return
         previous = canvas._pause_scene_graph
+        before = self._scene_signature()
         canvas._pause_scene_graph = True
         try:
             yield
         finally:
             canvas._pause_scene_graph = previous
-            if not previous:
+            # Nothing added, removed, hidden or re-gridded: skip the (costly) lay-out.
+            if not previous and self._scene_signature() != before:
                 canvas._update_scenegraph()
+
+    def _scene_signature(self) -> tuple:
+        grid = self.viewer.canvas.grid
+        return (grid.enabled, grid.stride, tuple((id(layer), layer.visible) for layer in self.viewer.layers))
 
     def canvas_position(self, pane_key: str, row: float, col: float) -> tuple[int, int]:
         """Canvas pixel ``(x, y)`` of image pixel ``(row, col)`` in a pane (for tests and
@@ -326,6 +332,32 @@ class ScoreViewer:
         transform = view.transform * view.scene.transform
         x, y = transform.map([col * dx, row * dy])[:2]
         return int(round(x)), int(round(y))
+
+    def warm_up(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192)) -> None:
+        """Build the panes' layers for an empty scan with ``n_images`` images now (e.g. while
+        the application starts), so the first real :meth:`load_scan` only swaps data.
+
+        Building 22 napari layers costs seconds (vispy visuals, grid lay-out); swapping
+        data in them well under one (fastest when the scan's ``(S, H, W)`` is ``shape``).
+        """
+        from score_gui.scan import Scan
+
+        blank = Scan.from_arrays(np.zeros((shape[0], n_images, *shape[1:]), np.float32))
+        panes = self.pane_images(blank)
+        if [p.key for p in self.panes] == [key for key, _, _ in panes]:
+            return
+        self.overlay = np.zeros(blank.label_shape, np.uint8)
+        self.under = np.zeros(blank.label_shape, np.uint8)
+        self.scan = blank
+        self._loading = True
+        try:
+            with self._scene_paused():
+                self._build_layers(blank, panes)
+                self._layout = "all"
+                self._apply_layout()
+        finally:
+            self._loading = False
+            self.scan = None
 
     def _swap_images(self, scan: Scan, panes) -> None:
         for pane, (key, title, image) in zip(self.panes, panes):
