@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         self._reference_boxes: tuple | None = None
         self._export_stale = False
         self._reference_choice: dict[str, bool] = {}
+        self._reference_labels: dict[str, LabelMap] = {}
         self.confirm = self._confirm_dialog     # replaced in tests: (title, text) -> bool
 
         self.setWindowTitle("SCORE Studio")
@@ -264,24 +265,30 @@ class MainWindow(QMainWindow):
             item = self.references_layout.takeAt(0)
             if item.widget() is not None:
                 item.widget().deleteLater()
-        for who in self.score_viewer.references:
+        for who in self._reference_labels:
             title = f"Rater {who[5:]}" if who.startswith("rater") else REFERENCE_TITLES.get(who, who)
             box = QCheckBox(title)
-            box.setIcon(swatch(self.score_viewer.reference_color(who)))
+            if who in self.score_viewer.references:
+                box.setIcon(swatch(self.score_viewer.reference_color(who)))
             box.setChecked(self._reference_shown(who))
             box.setToolTip(f"Show {who}'s labels as contours on every pane")
             box.toggled.connect(lambda on, w=who: self.show_reference(w, on))
             self.references_layout.addWidget(box)
-        self.references_box.setVisible(bool(self.score_viewer.references))
+        self.references_box.setVisible(bool(self._reference_labels))
 
     def _reference_shown(self, who: str) -> bool:
         return self._reference_choice.get(who, not who.startswith(HIDDEN_REFERENCE_PREFIXES))
 
     def show_reference(self, who: str, visible: bool) -> None:
-        """Show or hide one reference's contours (remembered while the application runs)."""
+        """Show or hide one reference's contours (remembered while the application runs).
+
+        A reference hidden when the scan opened has no layers yet: they are made now."""
         self._reference_choice[who] = visible
         if who in self.score_viewer.references:
             self.score_viewer.set_reference_visible(who, visible)
+        elif visible and who in self._reference_labels:
+            self.score_viewer.add_reference_labels(who, self._reference_labels[who])
+            self._update_reference_toggles()
 
     def _qc_page(self) -> QWidget:
         """A holder for the QC widget, built when QC mode first shows a study."""
@@ -576,8 +583,11 @@ class MainWindow(QMainWindow):
         return labels
 
     def _show_reference_labels(self, entry: ScanEntry, scan: Scan) -> None:
+        """Everyone else's labels: read them all (cheap), draw those shown by default (layers
+        on 11 panes are what costs); the rest get layers when their checkbox is ticked."""
         mine = self._my_source()
         self._reference_boxes = None
+        self._reference_labels = {}
         for who in entry.label_sources():
             if who == mine:
                 continue
@@ -590,9 +600,11 @@ class MainWindow(QMainWindow):
         self._update_reference_toggles()
 
     def _add_reference(self, who: str, labels: LabelMap) -> None:
-        self.score_viewer.add_reference_labels(who, labels)
-        if not self._reference_shown(who):
-            self.score_viewer.set_reference_visible(who, False)
+        self._reference_labels[who] = labels
+        if self._reference_shown(who):
+            self.score_viewer.add_reference_labels(who, labels)
+        elif who in self.score_viewer.references:
+            self.score_viewer.add_reference_labels(who, labels)   # update the hidden layers in place
         self._grow_reference_box(labels.dseg)
 
     def _grow_reference_box(self, dseg: np.ndarray) -> None:
