@@ -300,3 +300,40 @@ def test_partial_labels_t2star_train_and_segment(tmp_path):
     assert 2 * (cord_pred & cord_truth).sum() / (cord_pred.sum() + cord_truth.sum()) > 0.5
     written = sorted(p.name for p in result.predictions)
     assert len(written) == 2 and all("_desc-modelAfold" in name for name in written)
+
+
+def test_shipped_default_ensemble_segments_an_unseen_synthetic_scan():
+    """The committed weights in resources/models/default work: cord, WM and GM found on a new subject."""
+    from score_gui.inference import Ensemble, segment_scan
+    from score_gui.labels import structure_mask
+    from score_gui.metrics import dice
+    from score_gui.phantom import make_scan
+    from score_gui.progress import drain
+
+    ensemble = Ensemble.load("default")
+    assert [m.name for m in ensemble.members] == ["A", "B", "C"] and ensemble.localiser is not None
+    meta = ensemble.members[0].networks[0][1]
+    assert meta["training"]["iterations"] > 0 and "augmentation" in meta["training"]
+    scan, truth, _ = make_scan("hc", seed=920001, n_slices=2, shape=(128, 128), pixel_size=0.67)
+    result = drain(segment_scan(scan, ensemble))
+    for name, minimum in (("cord", 0.9), ("wm", 0.8), ("gm", 0.6)):
+        assert dice(structure_mask(result.consensus.dseg, name), structure_mask(truth.dseg, name)) > minimum
+
+
+def test_member_loss_gives_lesion_dice_only_where_a_lesion_is():
+    from score_gui.mdgru.heads import set_loss, stack_targets, targets_from_labels
+    from score_gui.training.loop import member_loss
+
+    dseg = np.zeros((8, 8), np.uint8)
+    dseg[2:6, 2:6] = 2
+    logits = torch.randn(1, 9, 8, 8, generator=torch.Generator().manual_seed(0))
+    no_lesion = stack_targets([targets_from_labels(dseg, np.zeros_like(dseg))])
+    tissue_only = set_loss(logits, {"tissue": no_lesion["tissue"]}, dice_weight=0.5)
+    lesion_ce = set_loss(logits, {"lesion": no_lesion["lesion"]})
+    torch.testing.assert_close(member_loss(logits, no_lesion, ("tissue", "lesion"), 0.5), tissue_only + lesion_ce)
+    lesion = np.zeros_like(dseg)
+    lesion[3, 3] = 1
+    with_lesion = stack_targets([targets_from_labels(dseg, lesion)])
+    plain = set_loss(logits, {"tissue": with_lesion["tissue"]}, dice_weight=0.5) + set_loss(
+        logits, {"lesion": with_lesion["lesion"]})
+    assert float(member_loss(logits, with_lesion, ("tissue", "lesion"), 0.5)) > float(plain)
