@@ -152,8 +152,8 @@ class MainWindow(QMainWindow):
             action = QAction(qta.icon(spec.icon, color=ICON_COLOR), spec.text, self)
             if spec.shortcut:
                 action.setShortcut(QKeySequence(spec.shortcut))
-                # Window-wide, so they work while the canvas has the focus.
-                action.setShortcutContext(Qt.ApplicationShortcut)
+                # Window-wide (the canvas may have the focus), not in dialogs.
+                action.setShortcutContext(Qt.WindowShortcut)
             action.setToolTip(spec.tooltip())
             action.setStatusTip(spec.tooltip())
             action.triggered.connect(lambda _checked=False, f=handlers[name]: f())
