@@ -248,7 +248,8 @@ def _progress(done: int, total: int, resumed_from: int, started: float, label: s
 # ---------------------------------------------------------------------------------------
 
 DEFAULT_ITERATIONS = 2000
-"""Training iterations per fold model when none are given (about 7 min on one CPU core)."""
+"""Training iterations per fold model when none are given (about 10 min per fold on one idle CPU core
+at the default 64 px crops: 3.7 slices/s, see benchmarks/bench_train.py)."""
 
 DEFAULT_DICE_WEIGHT = 0.5
 """Soft Dice weight of the members' loss: small structures (GM, horns) learn much sooner."""
