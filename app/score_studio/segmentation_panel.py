@@ -86,7 +86,8 @@ def segment_entries(entries: Sequence[ScanEntry], ensemble_choice: str,
                 result = stop.value
                 break
             done = base + int(STEPS_PER_SCAN * min(step.fraction, 1.0))
-            yield Progress(done, total, f"{prefix}: {step.message}", started, step.extra)
+            message = step.message.removeprefix(f"{entry.stem}: ")   # the core names the scan too
+            yield Progress(done, total, f"{prefix}: {message}", started, step.extra)
         written = write_result(scan, result, entry.derivatives_dir, disagreement=True)
         yield ScanSegmentation(entry, scan, result, written)
         yield Progress(base + STEPS_PER_SCAN, total, f"{prefix}: written", started)

@@ -12,7 +12,7 @@ Examples
 >>> os.environ["SCORE_HOME"] = tempfile.mkdtemp()
 >>> settings = AppSettings.load()
 >>> settings.add_recent("/data/study1"); settings.add_recent("/data/study2")
->>> settings.save(); AppSettings.load().recent[0]
+>>> _ = settings.save(); AppSettings.load().recent[0]
 '/data/study2'
 """
 
