@@ -98,6 +98,21 @@ _SCHEMA_STATEMENTS = [part.strip() + ";" for part in _SCHEMA.split(";\n") if par
 _SCHEMA_STATEMENTS = [s.replace("; END;;", "; END;") for s in _SCHEMA_STATEMENTS]
 
 
+def _retry_while_locked(action, timeout_s: float = BUSY_TIMEOUT_MS / 1000):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def now_iso() -> str:
     """The local time as ISO 8601 with its UTC offset, e.g. ``2026-11-24T13:05:12.345+01:00``."""
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
@@ -222,8 +237,10 @@ class QCLog:
 
     @staticmethod
     def _prepare(conn: sqlite3.Connection) -> None:
-        # journal_mode is persistent in the file; asking again is cheap and harmless.
-        conn.execute("PRAGMA journal_mode = WAL")
+        # journal_mode is persistent in the file; asking again is cheap and harmless. Switching
+        # to WAL needs an exclusive lock and SQLite does not always call the busy handler for it
+        # (two processes creating the log at once), so retry here until the busy timeout.
+        _retry_while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
         conn.execute("BEGIN IMMEDIATE")  # two processes creating the log at once take turns
         try:
             for statement in _SCHEMA_STATEMENTS:
