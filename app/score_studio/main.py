@@ -60,10 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     window, app = create_window(interactive=not args.screenshot)
     if args.screenshot:
-        # Shown and settled before anything loads: napari sizes its canvas only when shown.
         window.resize(*SCREENSHOT_SIZE)
-        window.show()
-        window.settle()
+    # Shown and settled before anything loads: napari sizes its canvas only when shown, and
+    # the rater's ID dialog should open over the window, not before it.
+    window.show()
+    window.settle()
     opened = open_requested(window, args)
     if args.mode:
         window.set_mode(args.mode)
@@ -78,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"screenshot: {path}")
         window.close()
         return 0
-    window.show()
     if not (args.path or args.demo):
         window.offer_pending_recoveries()
     return app.exec()

@@ -152,6 +152,11 @@ class SegmentationPanel(QWidget):
         self.message_label = QLabel("Ready. The result is written as desc-score.")
         self.message_label.setWordWrap(True)
 
+        intro = QLabel("The ensemble segments canal, cord, gray matter, horns and lesions. Each scan's "
+                       "result is saved as desc-score (with its areas table and the models' "
+                       "disagreement map) and shown as contours, the disagreement as a heat overlay.")
+        intro.setWordWrap(True)
+        intro.setObjectName("segmentIntro")
         form = QFormLayout()
         form.addRow("Models:", self.model_combo)
         form.addRow("Result:", self.use_combo)
@@ -162,6 +167,7 @@ class SegmentationPanel(QWidget):
         progress.addWidget(self.progress_bar, 1)
         progress.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
+        layout.addWidget(intro)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addLayout(progress)
