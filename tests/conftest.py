@@ -10,7 +10,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 
 # PySide6 6.12 drops a reference to None on every void C++ call; on Python 3.11 a long GUI
-# test session aborts with "none_dealloc". Importing score_studio applies the workaround.
+# test session aborts with "none_dealloc". Importing score_studio applies the workaround
+# (score_napari._qt.guard_singleton_refcounts).
 import score_studio  # noqa: E402,F401
 
 

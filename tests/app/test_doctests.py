@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["score_studio", "score_studio.settings", "score_studio.rater", "score_studio.shortcuts",
+MODULES = ["score_studio.settings", "score_studio.rater", "score_studio.shortcuts",
            "score_studio.study_browser", "score_studio.main_window"]
 
 
