@@ -23,3 +23,24 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NAPARI_CONFIG", str(home / "napari.yaml"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
+def _run_order(item) -> int:
+    path = str(item.fspath).replace("\\", "/")
+    if path.endswith("tests/plugins/test_viewer.py"):
+        return 1
+    if "tests/app/" in path:
+        return 2
+    return 3 if "tests/plugins/" in path else 0
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order: core, then tests with real napari viewers (plugin viewer, application), then
+    the tests using napari's ``make_napari_viewer`` fixture.
+
+    After ``make_napari_viewer`` (which swaps in a mock app-model) a real ``napari.Viewer``
+    registers this plugin's commands a second time in napari's global app-model and napari
+    refuses the duplicate. Plain napari and the application never share a process, so
+    ordering the tests, not patching napari, is the fix.
+    """
+    items.sort(key=_run_order)

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         path = window.render_screenshot(args.screenshot, SCREENSHOT_SIZE)
         print(f"screenshot: {path}")
-        window.close()
+        window.dispose()
         return 0
     if not (args.path or args.demo):
         window.offer_pending_recoveries()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import qtawesome as qta
-from qtpy.QtCore import QByteArray, Qt, Signal
+from qtpy.QtCore import QByteArray, QCoreApplication, QEvent, Qt, Signal
 from qtpy.QtGui import QAction, QActionGroup, QKeySequence
 from qtpy.QtWidgets import (QApplication, QCheckBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout,
                             QLabel, QMainWindow,
@@ -438,6 +438,16 @@ class MainWindow(QMainWindow):
         self.settings.window_state = base64.b64encode(bytes(self.saveState())).decode()
         self.settings.ensemble = self.segmentation.ensemble_choice
         self.settings.save()
+
+    def dispose(self) -> None:
+        """Close the window and napari's viewer behind it, and delete both.
+
+        ``close()`` alone keeps napari's viewer (and its QtViewer) alive for the process.
+        """
+        self.close()
+        self.viewer.close()
+        self.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if self.segmentation.running:
@@ -880,6 +890,8 @@ class MainWindow(QMainWindow):
             return None
         layer = self._edit_layer()
         coords = layer.world_to_data(position) if layer is not None else position
+        if len(coords) < 3:   # the layers are going away (closing, switching scans)
+            return None
         index = np.round(np.asarray(coords[-3:], float)).astype(int)
         index[0] = self.current_slice()
         shape = self.scan.label_shape

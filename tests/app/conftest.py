@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from score_gui.phantom import make_study
@@ -56,6 +58,5 @@ def window(qapp, isolated_home, study):
     win.open_study(study.root)
     yield win
     win.rater.autosave_timer.stop()
-    win.close()
-    win.deleteLater()
-    qapp.processEvents()
+    win.dispose()
+    gc.collect()   # napari's make_napari_viewer (plugin tests) checks no QtViewer is left

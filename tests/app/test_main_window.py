@@ -124,7 +124,7 @@ def test_recovery_written_on_change_and_offered_after_a_crash(window, qtbot, qap
     window.rater.dirty = False
     window.rater.scan = None
     second = MainWindow(settings=window.settings, interactive=False)
-    qtbot.addWidget(second)
+    # disposed at the end of the test (closes napari's viewer too)
     questions = []
     second.confirm = lambda title, text: questions.append(text) or True
     second.resize(1200, 800)
@@ -137,7 +137,7 @@ def test_recovery_written_on_change_and_offered_after_a_crash(window, qtbot, qap
     np.testing.assert_array_equal(read_labels(entry.dseg_path("raterA"), second.scan).dseg, unsaved)
     assert second.rater.recovery.pending() == []
     second.rater.finish()
-    second.close()
+    second.dispose()
     # The first window carries on with the saved labels (as after a restart).
     window.score_viewer.set_labels(read_labels(entry.dseg_path("raterA"), window.scan))
     window.rater.start(window.scan, entry, "A")

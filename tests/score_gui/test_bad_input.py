@@ -210,7 +210,7 @@ def test_unwritable_output_folder_demo(blocked_folder, capsys):
 
 
 def test_unwritable_output_dicom_and_areas(blocked_folder, scan_on_disk, tmp_path, capsys):
-    from test_dicom import Acquisition  # the synthetic DICOM writer of the DICOM tests
+    from tests.score_gui.test_dicom import Acquisition  # the synthetic DICOM writer of the DICOM tests
 
     folder = Acquisition(n_slices=2, times=(100.0, 200.0)).write(tmp_path / "dicom")
     assert main(["dicom", str(folder), "-o", str(blocked_folder / "s.nii.gz")]) == 2

@@ -178,7 +178,7 @@ def dicom_geometries(draw):
 @settings(max_examples=10, deadline=None)
 @given(geometry=dicom_geometries(), seed=st.integers(0, 1000))
 def test_dicom_import_places_every_pixel_where_dicom_says(geometry, seed):
-    from test_dicom import Acquisition  # the synthetic DICOM writer of the DICOM tests
+    from tests.score_gui.test_dicom import Acquisition  # the synthetic DICOM writer of the DICOM tests
 
     from score_gui.dicom import import_dicom_folder
 
