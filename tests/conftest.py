@@ -15,14 +15,20 @@ os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 import score_studio  # noqa: E402,F401
 
 
-@pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
+def isolate_home(tmp_path_factory, monkeypatch):
+    """Point SCORE_HOME, napari's settings and the XDG folders into the session's temp folder."""
     home = tmp_path_factory.getbasetemp() / "home"
     home.mkdir(exist_ok=True)
     monkeypatch.setenv("SCORE_HOME", str(home / "score"))
     monkeypatch.setenv("NAPARI_CONFIG", str(home / "napari.yaml"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    isolate_home(tmp_path_factory, monkeypatch)
 
 
 def _run_order(item) -> int:

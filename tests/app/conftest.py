@@ -28,14 +28,10 @@ def study_builder():
 def isolated_home(tmp_path_factory):
     """SCORE_HOME and napari settings for module-scoped windows: the same folders as the
     function-level isolation of ``tests/conftest.py``, so both see the same files."""
+    from tests.conftest import isolate_home
+
     mp = pytest.MonkeyPatch()
-    home = tmp_path_factory.getbasetemp() / "home"
-    home.mkdir(exist_ok=True)
-    mp.setenv("SCORE_HOME", str(home / "score"))
-    mp.setenv("NAPARI_CONFIG", str(home / "napari.yaml"))
-    mp.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    mp.setenv("XDG_DATA_HOME", str(home / "data"))
-    yield home
+    yield isolate_home(tmp_path_factory, mp)
     mp.undo()
 
 
