@@ -56,7 +56,9 @@ case "${1:-demo}" in
     echo "no display: segmenting the demo scan and rendering the application to out/demo.png"
     score demo out/demo --kind ms --seed 1
     score segment out/demo/*_amira.nii.gz -o out/demo/segmented
-    python -c "import pandas as pd, glob; print(pd.read_csv(glob.glob('out/demo/segmented/*_areas.csv')[0]).to_string(max_cols=14))"
+    python -c "import pandas as pd, glob; t = pd.read_csv(glob.glob('out/demo/segmented/*_areas.csv')[0]); \
+print(t[['scan', 'slice', 'level', 'canal', 'cord', 'wm', 'gm', 'anterior_horns', 'posterior_horns', \
+'gray_commissure', 'lesion', 'na_wm', 'na_gm']].to_string(index=False, float_format='%.1f'))"
     xvfb-run -a -s "-screen 0 1920x1080x24" score-gui --demo --screenshot out/demo.png
     echo "screenshot: $ROOT/out/demo.png"
     ;;
