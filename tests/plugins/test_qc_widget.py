@@ -155,3 +155,13 @@ def test_unwritable_log_is_reported_not_crashed(qtbot, widget, tmp_path):
     qtbot.keyClick(widget.grid, Qt.Key_P)
     assert "Not recorded" in widget.message.text() and "is a file" in widget.message.text()
     assert widget.current_slice() == 0 and widget.status(0) == ("unreviewed", "")
+
+
+def test_scan_without_the_reviewed_labels_says_to_segment_first(qtbot, study_root):
+    ScanEntry(study_root, scan_path(study_root, "02")).dseg_path("score").unlink()
+    w = QCWidget(study_root, "ana", tile_size=64)
+    qtbot.addWidget(w)
+    w.set_scan(1)
+    assert "segment it first" in w.message.text()
+    w.set_scan(0)
+    assert "segment it first" not in w.message.text()

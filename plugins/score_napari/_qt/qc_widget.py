@@ -244,7 +244,11 @@ class QCWidget(QWidget):
         self.scan_box.blockSignals(True)
         self.scan_box.setCurrentIndex(index)
         self.scan_box.blockSignals(False)
+        self.message.setText("")
         self._reload_tiles(keep_position=False)
+        if self._labels is None:
+            self.message.setText(f"No desc-{self.source} labels for this scan yet: segment it first "
+                                 f"(Segment mode); the tiles show the images only.")
         self.scan_changed.emit(entry.stem)
 
     def step_scan(self, step: int) -> None:
