@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         window.dispose()
         return 0
     if not (args.path or args.demo):
+        window.start_warm_up()      # the panes' layers, while the user picks a study
         window.offer_pending_recoveries()
     return app.exec()
 

@@ -364,3 +364,44 @@ def test_singleton_reference_reserve_survives_many_slice_changes(sv, env):
     for i in range(40):
         sv.set_slice(i % 4)
     assert sys.getrefcount(None) > 1 << 39 or sys.version_info >= (3, 12)
+
+
+def test_next_scan_reuses_layers_references_and_layout(sv, env):
+    """Opening another scan of the same geometry swaps data only: the same layer objects,
+    other raters' contour layers updated in place, the layout kept."""
+    _, scan, truth, app = env
+    other = LabelMap(dseg=np.roll(truth.dseg, 3, axis=2), lesion=None, who="raterB")
+    sv.set_layout("working")
+    sv.load_scan(scan, truth, references={"raterB": other})
+    layers = list(sv.viewer.layers)
+    shifted = LabelMap(dseg=np.roll(truth.dseg, -2, axis=1), lesion=None, who="raterB")
+    sv.load_scan(scan, empty_labels(scan), references={"raterB": shifted})
+    assert list(sv.viewer.layers) == layers and sv.layout == "working"
+    assert sum(layer.visible for layer in sv.viewer.layers) == 6      # 2 panes x 3 layers
+    assert np.array_equal(sv.panes[0].references["raterB"].data, shifted.dseg)
+    assert sv.get_labels().dseg.sum() == 0
+    sv.load_scan(scan, truth)                                          # no references now
+    assert "raterB" not in sv.references and len(sv.viewer.layers) == 22
+    sv.set_layout("all")
+
+
+def test_hidden_panes_show_the_current_slice_when_shown(sv, env):
+    """Hidden layers are sliced when shown, not on every step; each slice is worked out once."""
+    _, scan, truth, app = env
+    sv.set_layout("working")
+    calls = []
+    hidden = next(p for p in sv.panes if not p.image.visible)
+    shown = next(p for p in sv.panes if p.image.visible)
+    sv.set_slice(0)
+    original = shown.image._slice_dims
+    shown.image._slice_dims = lambda dims, force=False: (calls.append(1), original(dims, force))
+    try:
+        sv.set_slice(1)
+        sv.set_slice(2)
+    finally:
+        shown.image._slice_dims = original
+    assert len(calls) == 2                       # once per step, not twice
+    sv.set_layout("all")
+    for pane in (hidden, shown):
+        assert np.array_equal(np.asarray(pane.labels._slice.image.raw), sv.overlay[2])
+        assert np.allclose(np.asarray(pane.image._slice.image.raw), pane.image.data[2])

@@ -211,6 +211,7 @@ class ScoreViewer:
         self._loading = False
         self._last_slice = -1
         self.history_limit = 100
+        skip_repeated_slicing(viewer)
         viewer.dims.events.current_step.connect(self._on_step)
 
     # ------------------------------------------------------------------------------------
@@ -225,21 +226,29 @@ class ScoreViewer:
             panes.append((key, PANE_TITLES.get(key, f"avg {key}"), image))
         return panes
 
-    def load_scan(self, scan: Scan, labels: LabelMap | None = None, zoom: bool = True) -> None:
+    def load_scan(self, scan: Scan, labels: LabelMap | None = None, zoom: bool = True,
+                  references: dict[str, LabelMap] | None = None) -> None:
         """Show ``scan`` (one pane per image and average) with empty or given labels.
 
         With labels (and ``zoom``) every pane is zoomed to the canal, else the whole image
-        is shown.
+        is shown. ``references`` (who -> labels) are other raters' labels to show as
+        contours (see :meth:`add_reference_labels`); references of the previous scan not
+        named here are removed.
 
-        A scan with the same panes and shape as the one shown reuses the layers (only
-        the data changes), which is several times faster than building them.
+        A scan with the same panes and shape as the one shown reuses the layers, its
+        references' layers included, and keeps the layout: only the data changes, which
+        is many times faster than building layers (napari lays the grid out again for
+        every layer added, removed, shown or hidden).
         """
+        references = dict(references or {})
         panes = self.pane_images(scan)
         reuse = (self.overlay is not None and bool(self.panes)
                  and [p.key for p in self.panes] == [key for key, _, _ in panes]
                  and all(layer in self.viewer.layers for p in self.panes for layer in p.layers()))
+        same_grid = reuse and self.overlay.shape == scan.label_shape
         for who in list(self._reference_maps):
-            self.remove_reference_labels(who)
+            if not same_grid or who not in references:
+                self.remove_reference_labels(who)
         for name in list(self._extra_arrays):
             self.remove_overlay(name)
         self.scan = scan
@@ -257,6 +266,8 @@ class ScoreViewer:
             self._clear_history()
             if reuse:
                 self._refresh_all()
+        for who, reference in references.items():
+            self.add_reference_labels(who, reference)
         self._last_slice = -1
         self.viewer.dims.set_current_step(0, scan.n_slices // 2)
         self._on_step()
@@ -281,9 +292,9 @@ class ScoreViewer:
             self.overlay = np.zeros(scan.label_shape, np.uint8)
             self.under = np.zeros(scan.label_shape, np.uint8)
             self._build_layers(scan, panes)
-        self._single_pane = "1-5" if scan.is_amira else self.panes[0].key
-        self._layout = "all"
-        self._apply_layout()
+        if self._single_pane not in self.pane_keys:
+            self._single_pane = "1-5" if scan.is_amira else self.panes[0].key
+        self._apply_layout()    # the layout is kept from scan to scan
 
     def _vispy_canvas(self):
         window = getattr(self.viewer, "window", None)
@@ -337,9 +348,15 @@ class ScoreViewer:
         """Build the panes' layers for an empty scan with ``n_images`` images now (e.g. while
         the application starts), so the first real :meth:`load_scan` only swaps data.
 
-        Building 22 napari layers costs seconds (vispy visuals, grid lay-out); swapping
+        Building 22 napari layers costs seconds (vispy visuals, layer controls); swapping
         data in them well under one (fastest when the scan's ``(S, H, W)`` is ``shape``).
         """
+        for _ in self.warm_up_steps(n_images, shape):
+            pass
+
+    def warm_up_steps(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192)):
+        """:meth:`warm_up` one pane at a time: a generator to advance from an event loop, so
+        the window stays responsive while the layers are made (about 0.3 s a pane)."""
         from score_gui.scan import Scan
 
         blank = Scan.from_arrays(np.zeros((shape[0], n_images, *shape[1:]), np.float32))
@@ -348,16 +365,13 @@ class ScoreViewer:
             return
         self.overlay = np.zeros(blank.label_shape, np.uint8)
         self.under = np.zeros(blank.label_shape, np.uint8)
-        self.scan = blank
         self._loading = True
         try:
+            yield from self._build_layer_steps(blank, panes)
             with self._scene_paused():
-                self._build_layers(blank, panes)
-                self._layout = "all"
                 self._apply_layout()
         finally:
             self._loading = False
-            self.scan = None
 
     def _swap_images(self, scan: Scan, panes) -> None:
         for pane, (key, title, image) in zip(self.panes, panes):
@@ -371,6 +385,11 @@ class ScoreViewer:
             pane.labels.metadata["score_scan"] = scan
 
     def _build_layers(self, scan: Scan, panes) -> None:
+        for _ in self._build_layer_steps(scan, panes):
+            pass
+
+    def _build_layer_steps(self, scan: Scan, panes):
+        """Make the panes' layers, yielding after each pane."""
         from napari.layers import Image, Labels
 
         grid = self.viewer.canvas.grid
@@ -380,22 +399,26 @@ class ScoreViewer:
         self._master = None
         scale = (1.0, *scan.pixel_spacing)
         cmap = labels_colormap()
-        new_layers = []
+        keys = [key for key, _, _ in panes]
+        if self._single_pane not in keys:
+            self._single_pane = "1-5" if scan.is_amira else keys[0]
+        shown = self._shown_keys(keys)   # made hidden rather than hidden later: see _set_visibility
         for key, title, image in panes:
             image_layer = Image(image, name=title, colormap="gray", scale=scale,
-                                contrast_limits=display_range(image),
+                                contrast_limits=display_range(image), visible=key in shown,
                                 metadata={"score_pane": key, "score_role": "image"})
             image_layer.name_overlay.visible = True
             image_layer.name_overlay.font_size = 11
             labels_layer = Labels(self.overlay, name=f"labels {title}", scale=scale, colormap=cmap,
-                                  opacity=FILLED_OPACITY,
+                                  opacity=FILLED_OPACITY, visible=key in shown,
                                   metadata={"score_pane": key, "score_role": "labels",
                                             "score_scan": scan, "score_tissue": self.under})
             self._prepare_labels_layer(labels_layer)
             self.panes.append(Pane(key, title, image_layer, labels_layer))
-            new_layers += [image_layer, labels_layer]
-        self.viewer.layers.extend(new_layers)
-        self._lighten(new_layers)
+            with self._scene_paused():
+                self.viewer.layers.extend([image_layer, labels_layer])
+            self._lighten([image_layer, labels_layer])
+            yield
         self._update_stride()
         self._apply_contours()
 
@@ -429,6 +452,7 @@ class ScoreViewer:
         canvas = self._vispy_canvas()
         for layer in layers:
             lighten_layer(layer, canvas)
+            slice_when_visible(layer, self.viewer)
 
     def _update_stride(self) -> None:
         grid = self.viewer.canvas.grid
@@ -726,7 +750,8 @@ class ScoreViewer:
 
         def make(pane):
             layer = Labels(overlay, name=f"{who} {pane.title}", scale=scale, colormap=cmap,
-                           opacity=0.9, metadata={"score_pane": pane.key, "score_role": "reference",
+                           opacity=0.9, visible=self._pane_shown(pane) and self._reference_visible[who],
+                           metadata={"score_pane": pane.key, "score_role": "reference",
                                                   "score_who": who, "score_color": color})
             layer.contour = 1
             layer.editable = False
@@ -776,6 +801,7 @@ class ScoreViewer:
         def make(pane):
             return Image(array, name=f"{name} {pane.title}", scale=scale, colormap=colormap,
                          opacity=opacity, blending="additive", contrast_limits=limits,
+                         visible=self._pane_shown(pane),
                          metadata={"score_pane": pane.key, "score_role": "overlay", "score_name": name})
 
         self._insert_per_pane(lambda pane: pane.extras, name, make)
@@ -838,12 +864,19 @@ class ScoreViewer:
         return [pane.key for pane in self.panes]
 
     def visible_panes(self) -> list[Pane]:
-        if self._layout == "all" or not self.panes:
-            return list(self.panes)
+        shown = self._shown_keys(self.pane_keys)
+        return [pane for pane in self.panes if pane.key in shown]
+
+    def _shown_keys(self, keys: list[str]) -> set[str]:
+        """The pane keys the current layout shows, out of ``keys``."""
+        if self._layout == "all" or not keys:
+            return set(keys)
         if self._layout == "working":
-            working = [p for p in self.panes if p.key in WORKING_PANES]
-            return working or self.panes[:1]
-        return [p for p in self.panes if p.key == self._single_pane] or self.panes[:1]
+            return set([key for key in keys if key in WORKING_PANES] or keys[:1])
+        return {self._single_pane} if self._single_pane in keys else set(keys[:1])
+
+    def _pane_shown(self, pane: Pane) -> bool:
+        return pane.key in self._shown_keys(self.pane_keys)
 
     def _apply_layout(self) -> None:
         with self._scene_paused():
@@ -965,6 +998,67 @@ def lighten_layer(layer, canvas) -> None:
     # Transform events from the layer itself still go to the original method.
     visual._on_matrix_change = on_matrix_change
     visual._score_light = True
+
+
+def skip_repeated_slicing(viewer) -> None:
+    """Slice the layers once per slice change instead of twice.
+
+    napari 0.9 connects both ``dims.events.point`` and ``dims.events.current_step`` to
+    ``ViewerModel._update_layers`` (a documented work-around), so every step walks all
+    layers twice. A full update with the same dims and the same layers as the previous
+    one is skipped; updates of given layers (a layer added) always run.
+    """
+    if getattr(viewer, "_score_single_slicing", False):
+        return
+    update_layers = viewer._update_layers      # napari looks the callback up by name
+    last = {"key": None}
+
+    def update_once(*, layers=None):
+        if layers is None:
+            dims = viewer.dims
+            key = (dims.point, dims.ndisplay, dims.order, dims.margin_left, dims.margin_right,
+                   tuple(map(id, viewer.layers)))
+            if key == last["key"]:
+                return
+            last["key"] = key
+        update_layers(layers=layers)
+
+    viewer._update_layers = update_once
+    viewer._score_single_slicing = True
+
+
+def slice_when_visible(layer, viewer) -> None:
+    """Slice a hidden layer when it is shown, not on every slice change while hidden.
+
+    In the two-pane layout 18 of 22 layers are hidden; napari still works out their
+    slice on every step (transforms, extent), a third of the slicing time. Slicing
+    also no longer clears the layer's extent, which the slice does not change (napari
+    clears it on data and transform changes) and which made the layer list recompute
+    the extent of every layer on every step.
+    """
+    if getattr(layer, "_score_slice_when_visible", False):
+        return
+    stale = {"slice": False}
+
+    def slice_dims(dims, force: bool = False) -> None:
+        if not layer.visible and not force:
+            stale["slice"] = True
+            return
+        changed = layer._slicing_state.set_slice_input_from_dims(dims, force)
+        if force or changed:
+            layer._refresh_sync(data_displayed=True, thumbnail=True, highlight=True)
+
+    def on_visible(event=None) -> None:
+        # napari's ``visible`` setter has refreshed the old slice by now; a visible layer
+        # whose slice input changes slices itself (``force`` would only store the input).
+        if layer.visible and stale["slice"]:
+            stale["slice"] = False
+            if layer._slicing_state.set_slice_input_from_dims(viewer.dims, False):
+                layer._refresh_sync(data_displayed=True, highlight=True)
+
+    layer._slice_dims = slice_dims
+    layer.events.visible.connect(on_visible)
+    layer._score_slice_when_visible = True
 
 
 def _union(a: tuple, b: tuple) -> tuple:
