@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import qtawesome as qta
-from qtpy.QtCore import QByteArray, QCoreApplication, QEvent, Qt, Signal
+from qtpy.QtCore import QByteArray, QCoreApplication, QEvent, Qt, QTimer, Signal
 from qtpy.QtGui import QAction, QActionGroup, QKeySequence
 from qtpy.QtWidgets import (QApplication, QCheckBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout,
                             QLabel, QMainWindow,
@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self._export_stale = False
         self._reference_choice: dict[str, bool] = {}
         self._reference_labels: dict[str, LabelMap] = {}
+        self._warm_up = None                    # generator of ScoreViewer.warm_up_steps
         self.confirm = self._confirm_dialog     # replaced in tests: (title, text) -> bool
 
         self.setWindowTitle("SCORE Studio")
@@ -318,6 +319,8 @@ class MainWindow(QMainWindow):
                 widget.deleteLater()
             widget = QCWidget(self.study.root, reviewer)
             widget.decision_recorded.connect(lambda _d: self.browser.refresh_all())
+            widget.slice_selected.connect(self._on_qc_slice)
+            widget.scan_changed.connect(self._on_qc_scan)
             self.qc_layout.addWidget(widget)
             self.qc_placeholder.hide()
             self.qc_widget = widget
@@ -326,10 +329,25 @@ class MainWindow(QMainWindow):
                 widget.entry is None or widget.entry.stem != self.entry.stem):
             widget.set_scan(self.entry.stem)
 
+    def _on_qc_slice(self, slice_index: int) -> None:
+        """The viewer follows the reviewer: the slice under review shows in every pane."""
+        widget = self.qc_widget
+        if widget is not None and self.entry is not None and widget.entry is not None \
+                and widget.entry.stem == self.entry.stem:
+            self.score_viewer.set_slice(slice_index)
+
+    def _on_qc_scan(self, stem: str) -> None:
+        """The reviewer moved to another scan in QC mode: open it in the viewer too."""
+        if self.entry is not None and self.entry.stem == stem:
+            return
+        entry = next((e for e in self._study_entries() if e.stem == stem), None)
+        if entry is not None:
+            self.browser.select(entry)
+
     def _export_page(self) -> QWidget:
         from score_napari._qt.export_widget import ExportWidget
 
-        self.export_widget = ExportWidget()
+        self.export_widget = ExportWidget(background=True)   # areas of a large study take seconds
         self.export_widget.exported.connect(
             lambda path: self.statusBar().showMessage(f"Exported {path}", 6000))
         return self.export_widget
@@ -439,6 +457,37 @@ class MainWindow(QMainWindow):
         self.settings.ensemble = self.segmentation.ensemble_choice
         self.settings.save()
 
+    def start_warm_up(self) -> None:
+        """Make the panes' layers in the background of the event loop (a pane per turn, about
+        0.3 s each), so the first scan the user opens shows in well under a second."""
+        if self._warm_up is not None or self.scan is not None:
+            return
+        self._warm_up = self.score_viewer.warm_up_steps()
+        self._warm_up_timer = QTimer(self)
+        self._warm_up_timer.timeout.connect(self._warm_up_step)
+        self._warm_up_timer.start(0)
+
+    def _warm_up_step(self) -> None:
+        if self._warm_up is None or next(self._warm_up, StopIteration) is StopIteration:
+            self._stop_warm_up()
+
+    def finish_warm_up(self) -> None:
+        """Make the layers not made yet now (before a scan loads into them)."""
+        if self._warm_up is not None:
+            for _ in self._warm_up:
+                pass
+        self._stop_warm_up()
+
+    def _stop_warm_up(self) -> None:
+        self._warm_up = None
+        if getattr(self, "_warm_up_timer", None) is not None:
+            self._warm_up_timer.stop()
+            self._warm_up_timer = None
+
+    @property
+    def warming_up(self) -> bool:
+        return self._warm_up is not None
+
     def dispose(self) -> None:
         """Close the window and napari's viewer behind it, and delete both.
 
@@ -450,6 +499,7 @@ class MainWindow(QMainWindow):
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self._stop_warm_up()
         if self.segmentation.running:
             self.segmentation.cancel()
         self.rater.finish()
@@ -559,12 +609,17 @@ class MainWindow(QMainWindow):
         except ScoreInputError as exc:
             self.report_error(str(exc))
             return
+        self.finish_warm_up()
         self.entry, self.scan = entry, scan
         self._averages = scan.averages()
         self._ensure_rater()
-        self.score_viewer.load_scan(scan, self._labels_to_edit(entry, scan))
-        self.score_viewer.set_layout(self._layout)
-        self._show_reference_labels(entry, scan)
+        if self.score_viewer.layout != self._layout:
+            self.score_viewer.set_layout(self._layout)   # before loading: no layers toggled twice
+        self._read_reference_labels(entry, scan)
+        drawn = {who: labels for who, labels in self._reference_labels.items()
+                 if self._reference_shown(who) or who in self.score_viewer.references}
+        self.score_viewer.load_scan(scan, self._labels_to_edit(entry, scan), references=drawn)
+        self._update_reference_toggles()
         if self.settings.rater_id:
             self.rater.start(scan, entry, self.settings.rater_id)
             self._offer_recovery(entry, scan)
@@ -592,9 +647,10 @@ class MainWindow(QMainWindow):
         labels.who = mine
         return labels
 
-    def _show_reference_labels(self, entry: ScanEntry, scan: Scan) -> None:
-        """Everyone else's labels: read them all (cheap), draw those shown by default (layers
-        on 11 panes are what costs); the rest get layers when their checkbox is ticked."""
+    def _read_reference_labels(self, entry: ScanEntry, scan: Scan) -> None:
+        """Everyone else's labels. All are read (cheap); those shown, or drawn on the previous
+        scan (their layers are reused), get layers when the scan loads; the rest when their
+        checkbox is ticked (layers on 11 panes are what costs)."""
         mine = self._my_source()
         self._reference_boxes = None
         self._reference_labels = {}
@@ -606,8 +662,8 @@ class MainWindow(QMainWindow):
             except ScoreInputError as exc:
                 self.statusBar().showMessage(f"Skipped {who}: {exc}", 8000)
                 continue
-            self._add_reference(who, labels)
-        self._update_reference_toggles()
+            self._reference_labels[who] = labels
+            self._grow_reference_box(labels.dseg)
 
     def _add_reference(self, who: str, labels: LabelMap) -> None:
         self._reference_labels[who] = labels
@@ -963,6 +1019,7 @@ class MainWindow(QMainWindow):
         self.resize(*size)
         self.show()
         self.settle()
+        self.export_widget.wait()       # the export panel's tables, computed in a worker
         if self.scan is not None:
             self.zoom_to_cord()
         else:

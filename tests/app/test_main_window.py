@@ -244,3 +244,44 @@ def test_cancel_stops_segment_all(window, qtbot, tmp_path):
         window.actions_by_name["cancel"].trigger()
     assert "Cancelled" in panel.message_label.text()
     assert len(panel.results) < len(study.scans)
+
+
+def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isolated_home, study, qtbot):
+    """The panes' layers are made a pane per event-loop turn after start-up; the first scan
+    opened then only swaps data into them (the window answers events meanwhile)."""
+    from score_studio.main_window import MainWindow
+    from score_studio.settings import AppSettings
+
+    win = MainWindow(settings=AppSettings(rater_id="A"), interactive=False)
+    try:
+        win.resize(1200, 800)
+        win.show()
+        win.settle()
+        win.start_warm_up()
+        assert win.warming_up and len(win.viewer.layers) == 0
+        qtbot.waitUntil(lambda: len(win.viewer.layers) >= 2, timeout=10_000)
+        assert win.warming_up                     # a pane made, the rest still to come
+        qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
+        layers = list(win.viewer.layers)
+        assert len(layers) == 22
+        win.open_path(study.scans[0].path)
+        assert win.scan is not None
+        assert all(layer in win.viewer.layers for layer in layers)
+        assert np.array_equal(win.score_viewer.panes[0].image.data, win.scan.images[:, 0])
+    finally:
+        win.rater.autosave_timer.stop()
+        win.dispose()
+
+
+def test_qc_review_moves_the_viewer(window, study, qtbot):
+    """In QC mode the viewer shows the slice under review, and the scan the reviewer moves to."""
+    window.open_study(study.root, select=study.scans[0])
+    window.set_mode("qc")
+    qc = window.qc_widget
+    assert qc is not None and qc.entry.stem == window.entry.stem
+    qtbot.keyClick(qc.grid, Qt.Key_Right)
+    qtbot.keyClick(qc.grid, Qt.Key_Right)
+    assert qc.current_slice() == 2 and window.current_slice() == 2
+    qc.step_scan(1)
+    assert window.entry.stem == qc.entry.stem == window.study.scans[1].stem
+    window.set_mode("annotate")

@@ -167,3 +167,28 @@ def test_helpers():
     assert (q1, median, q3) == (2, 3, 4) and high == 4  # 100 is an outlier
     assert box_stats([np.nan]) is None
     assert set(AREA_COLUMNS) >= {"cord", "lesion"}
+
+
+def test_background_refresh_keeps_the_event_loop_running(qtbot, study):
+    """In the application the areas are read in a worker thread: the widget answers events
+    meanwhile, shows progress, and the table arrives equal to the synchronous one."""
+    from qtpy.QtCore import QTimer
+
+    expected = ExportWidget(study.root).areas
+    widget = ExportWidget(background=True)
+    qtbot.addWidget(widget)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(5)
+    widget.set_study(study.root)
+    assert widget.busy
+    assert not widget.refresh_button.isEnabled()
+    assert widget.wait(60)
+    timer.stop()
+    assert ticks                                         # the event loop ran meanwhile
+    pd.testing.assert_frame_equal(widget.areas, expected)
+    assert widget.refresh_button.isEnabled() and widget.scan_box.count() == 6
+    widget.compute_agreement()
+    assert widget.busy and widget.wait(120)
+    assert {"inter-rater", "score-consensus"} <= set(widget.agreement["kind"])

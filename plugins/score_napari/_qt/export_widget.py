@@ -31,8 +31,8 @@ import pandas as pd
 from qtpy.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from qtpy.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox,
-                            QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QTabWidget,
-                            QVBoxLayout, QWidget)
+                            QProgressBar, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem,
+                            QTabWidget, QVBoxLayout, QWidget)
 
 from score_gui.areas import AREA_COLUMNS, COLUMNS, passed, summary_table
 from score_gui.errors import ScoreInputError
@@ -418,6 +418,11 @@ def fill_table(widget: QTableWidget, table: pd.DataFrame, decimals: int = 2) -> 
     widget.resizeColumnsToContents()
 
 
+def _forward(job):
+    """A generator function around a running generator (napari's workers want the function)."""
+    return (yield from job)
+
+
 class ExportWidget(QWidget):
     """Tables and plots of a study's areas and agreement, saved as CSV, Excel, PNG or SVG.
 
@@ -425,14 +430,21 @@ class ExportWidget(QWidget):
     ----------
     study_root : path or None
         The study folder (``None``: empty until :meth:`set_study`).
+    background : bool
+        Compute areas and agreement in a worker thread with a progress bar (the
+        application: a study of 1,000 scans takes seconds), or at once in the calling
+        thread (scripts, plain napari). :meth:`wait` waits for a running computation.
     """
 
     exported = Signal(str)
     """Emitted with the path of every file written."""
 
-    def __init__(self, study_root=None, parent=None):
+    def __init__(self, study_root=None, parent=None, background: bool = False):
         super().__init__(parent)
         self.setObjectName("scoreExport")
+        self.background = background
+        self.worker = None
+        self._job_id = 0
         self.study = None
         self.areas = pd.DataFrame(columns=COLUMNS)
         self.agreement: pd.DataFrame | None = None
@@ -496,6 +508,10 @@ class ExportWidget(QWidget):
             button = QPushButton(text)
             button.clicked.connect(slot)
             buttons.addWidget(button)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.progress.hide()
+        buttons.addWidget(self.progress)
         self.status = QLabel("")
         buttons.addWidget(self.status, 1)
         layout.addLayout(buttons)
@@ -520,7 +536,7 @@ class ExportWidget(QWidget):
         """Recompute the study's areas (QC log applied) and redraw everything."""
         if self.study is None:
             return
-        from score_gui.areas import read_qc, study_areas
+        from score_gui.areas import read_qc, study_areas_job
         from score_gui.stats import read_groups
 
         qc = None
@@ -529,12 +545,15 @@ class ExportWidget(QWidget):
                 qc = read_qc(self.study.qc_dir)
             except ScoreInputError as exc:
                 self.status.setText(f"QC log not read: {exc}")
-        # In-process: forking a process pool from a Qt application is not safe.
-        self.areas = study_areas(self.study, qc=qc, workers=1)
         try:
             self.groups = read_groups(self.study.root)
         except ScoreInputError:
             self.groups = None
+        # In-process (workers=1): forking a process pool from a Qt application is not safe.
+        self._run(study_areas_job(self.study, qc=qc, workers=1), self._show_areas, "Reading label maps")
+
+    def _show_areas(self, areas: pd.DataFrame) -> None:
+        self.areas = areas
         n_failed = int((self.areas["qc_status"] == "fail").sum())
         self.title.setText(f"<b>{self.study.root.name}</b>: {len(self.study.scans)} scans, "
                            f"{len(self.areas)} slice rows, {n_failed} failed QC")
@@ -592,14 +611,76 @@ class ExportWidget(QWidget):
         """Agreement between every pair of label sources of every scan (may take a while)."""
         if self.study is None:
             return None
-        from score_gui.agreement import study_agreement
+        from score_gui.agreement import study_agreement_job
         from score_gui.areas import read_qc
 
         qc = read_qc(self.study.qc_dir) if self.study.qc_dir.exists() else None
-        self.agreement = study_agreement(self.study, qc)
-        self.agreement_plot.update()
-        self.status.setText(f"agreement: {len(self.agreement)} slice comparisons")
+        self._run(study_agreement_job(self.study, qc), self._show_agreement, "Comparing label maps")
         return self.agreement
+
+    def _show_agreement(self, agreement: pd.DataFrame) -> None:
+        self.agreement = agreement
+        self.agreement_plot.update()
+        self.status.setText(f"agreement: {len(agreement)} slice comparisons")
+
+    # -- running the core's jobs ----------------------------------------------------------
+    def _run(self, job, show, what: str) -> None:
+        """Drive a core job (a generator of Progress returning a table): in a worker thread
+        with the progress bar when ``background``, else here and now. A newer job makes an
+        older one's result obsolete."""
+        from score_gui.progress import drain
+
+        self._job_id += 1
+        if not self.background:
+            show(drain(job))
+            return
+        from napari.qt.threading import create_worker
+
+        if self.worker is not None:
+            self.worker.quit()
+        job_id = self._job_id
+        worker = create_worker(_forward, job, _start_thread=False)
+        worker.yielded.connect(lambda progress: self._on_progress(progress, what))
+        worker.returned.connect(lambda table: job_id == self._job_id and show(table))
+        worker.errored.connect(lambda exc: self.status.setText(f"{what} failed: {exc}"))
+        worker.finished.connect(lambda: self._on_finished(worker))
+        self.worker = worker
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setText(f"{what}...")
+        self.refresh_button.setEnabled(False)
+        self.agreement_button.setEnabled(False)
+        worker.start()
+
+    def _on_progress(self, progress, what: str) -> None:
+        self.progress.setRange(0, progress.total)
+        self.progress.setValue(progress.done)
+        self.status.setText(f"{what}: {progress.done}/{progress.total}")
+
+    def _on_finished(self, worker) -> None:
+        if self.worker is worker:
+            self.worker = None
+            self.progress.hide()
+            self.refresh_button.setEnabled(True)
+            self.agreement_button.setEnabled(True)
+
+    @property
+    def busy(self) -> bool:
+        """A computation is running in the background."""
+        return self.worker is not None
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Process events until the background computation is done; False on timeout."""
+        import time
+
+        from qtpy.QtWidgets import QApplication
+
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
+        QApplication.processEvents()
+        return not self.busy
 
     # -- drawing ------------------------------------------------------------------------
     def _draw_areas(self, painter: QPainter, size: QSize) -> None:

@@ -134,6 +134,7 @@ class QCWidget(QWidget):
 
     decision_recorded = Signal(object)  # the Decision appended to the log
     scan_changed = Signal(str)
+    slice_selected = Signal(int)  # the slice under review (the app shows it in the viewer)
 
     def __init__(self, study_root, reviewer: str, source: str = "score", average: str = "6-8",
                  tile_size: int = 150, parent=None):
@@ -361,6 +362,7 @@ class QCWidget(QWidget):
         if s is None:
             self.details.clear()
             return
+        self.slice_selected.emit(s)
         status, reason = self.status(s)
         lines = [f"<b>{self.entry.stem}</b> slice {s}: {status}" + (f" ({reason})" if reason else "")]
         lines += [f"<span style='color:#e08a00'>● {h.kind}</span>: {h.detail} → <i>{h.reason}</i>"
