@@ -211,6 +211,7 @@ class ScoreViewer:
         self._loading = False
         self._last_slice = -1
         self.history_limit = 100
+        memoize_grid_layout()
         skip_repeated_slicing(viewer)
         viewer.dims.events.current_step.connect(self._on_step)
 
@@ -998,6 +999,62 @@ def lighten_layer(layer, canvas) -> None:
     # Transform events from the layer itself still go to the original method.
     visual._on_matrix_change = on_matrix_change
     visual._score_light = True
+
+
+_GRID_MEMO: dict = {}
+
+
+def memoize_grid_layout() -> None:
+    """Work napari's grid lay-out out once per state of the layer list, not once per query.
+
+    napari 0.9's ``GridCanvas.position`` walks the whole layer list (twice) for every
+    layer it places, and every lay-out, overlay placement and visibility change asks it
+    for every layer of every cell: cubic in the layer count. With 22-33 layers that is
+    seconds per layout switch. The answers depend only on the grid's settings and the
+    layers' order and visibility, so they are kept for that state (a handful of states).
+    Installed once per process; napari's results are unchanged.
+    """
+    from napari.components.grid import GridCanvas
+
+    if getattr(GridCanvas, "_score_memoized", False):
+        return
+    position, actual_shape, contents_at = GridCanvas.position, GridCanvas.actual_shape, GridCanvas.contents_at
+
+    def state(grid, layers) -> tuple:
+        items = getattr(layers, "_list", layers)
+        return (id(grid), grid.enabled, grid.stride, tuple(grid.shape),
+                tuple((id(layer), layer._visible) for layer in items))
+
+    def lay_out(grid, layers) -> tuple:
+        key = state(grid, layers)
+        found = _GRID_MEMO.get(key)
+        if found is None:
+            if len(_GRID_MEMO) > 16:
+                _GRID_MEMO.clear()
+            # napari's position() asks actual_shape() (memoized): the shape goes in first.
+            _GRID_MEMO[key] = (actual_shape(grid, layers), None)
+            positions = tuple(position(grid, i, layers) for i in range(len(layers)))
+            found = _GRID_MEMO[key] = (_GRID_MEMO[key][0], positions)
+        return found
+
+    def memo_position(self, index, layers):
+        if not self.enabled or not layers or not 0 <= index < len(layers):
+            return position(self, index, layers)   # napari's answer or error
+        return lay_out(self, layers)[1][index]
+
+    def memo_actual_shape(self, layers):
+        return lay_out(self, layers)[0] if layers else actual_shape(self, layers)
+
+    def memo_contents_at(self, where, layers):
+        if not self.enabled or not layers:
+            return contents_at(self, where, layers)
+        where = tuple(where)
+        return tuple(i for i, cell in enumerate(lay_out(self, layers)[1]) if cell == where)
+
+    GridCanvas.position = memo_position
+    GridCanvas.actual_shape = memo_actual_shape
+    GridCanvas.contents_at = memo_contents_at
+    GridCanvas._score_memoized = True
 
 
 def skip_repeated_slicing(viewer) -> None:
