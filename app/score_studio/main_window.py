@@ -462,6 +462,7 @@ class MainWindow(QMainWindow):
         0.3 s each), so the first scan the user opens shows in well under a second."""
         if self._warm_up is not None or self.scan is not None:
             return
+        self.score_viewer.set_layout(self._layout)     # layers made in the layout they show in
         self._warm_up = self.score_viewer.warm_up_steps()
         self._warm_up_timer = QTimer(self)
         self._warm_up_timer.timeout.connect(self._warm_up_step)

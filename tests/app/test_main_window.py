@@ -263,7 +263,8 @@ def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isola
         assert win.warming_up                     # a pane made, the rest still to come
         qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
         layers = list(win.viewer.layers)
-        assert len(layers) == 22
+        assert len(layers) == 44                  # 11 panes x (image, labels, 2 spare contour sets)
+        assert sum(layer.visible for layer in layers) == 4      # the working layout: 2 panes
         win.open_path(study.scans[0].path)
         assert win.scan is not None
         assert all(layer in win.viewer.layers for layer in layers)

@@ -113,7 +113,7 @@ def test_single_image_scan_has_one_pane(qtbot):
     try:
         scan = Scan.from_arrays(np.random.default_rng(0).random((3, 32, 40), dtype=np.float32))
         score_viewer = ScoreViewer(viewer)
-        score_viewer.warm_up(n_images=1, shape=(3, 32, 40))
+        score_viewer.warm_up(n_images=1, shape=(3, 32, 40), spare_references=0)
         assert score_viewer.scan is None and len(viewer.layers) == 2
         layers_before = list(viewer.layers)
         score_viewer.load_scan(scan)
@@ -380,8 +380,19 @@ def test_next_scan_reuses_layers_references_and_layout(sv, env):
     assert sum(layer.visible for layer in sv.viewer.layers) == 6      # 2 panes x 3 layers
     assert np.array_equal(sv.panes[0].references["raterB"].data, shifted.dseg)
     assert sv.get_labels().dseg.sum() == 0
-    sv.load_scan(scan, truth)                                          # no references now
-    assert "raterB" not in sv.references and len(sv.viewer.layers) == 22
+    reference_layers = [pane.references["raterB"] for pane in sv.panes]
+    sv.load_scan(scan, truth)                    # no references: B's layers kept, hidden, empty
+    assert sv.references == [] and len(sv.viewer.layers) == 33
+    assert not any(layer.visible or layer.data.any() for layer in reference_layers)
+    sv.load_scan(scan, truth, references={"consensus": other})       # takes the spare layers
+    assert sv.references == ["consensus"]
+    assert [pane.references["consensus"] for pane in sv.panes] == reference_layers
+    assert sum(layer.visible for layer in reference_layers) == 2
+    assert reference_layers[0].name.startswith("consensus")
+    assert np.array_equal(reference_layers[0].data, other.dseg)
+    sv.remove_reference_labels("consensus")                            # layers and all
+    assert len(sv.viewer.layers) == 22 and sv.viewer.canvas.grid.stride == 2
+    sv.load_scan(scan, truth)
     sv.set_layout("all")
 
 

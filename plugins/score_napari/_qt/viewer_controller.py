@@ -248,8 +248,10 @@ class ScoreViewer:
                  and all(layer in self.viewer.layers for p in self.panes for layer in p.layers()))
         same_grid = reuse and self.overlay.shape == scan.label_shape
         for who in list(self._reference_maps):
-            if not same_grid or who not in references:
+            if not reuse:
                 self.remove_reference_labels(who)
+            elif not _is_spare(who) and not (same_grid and who in references):
+                self.remove_reference_labels(who, keep_layers=True)   # a spare, for the next
         for name in list(self._extra_arrays):
             self.remove_overlay(name)
         self.scan = scan
@@ -259,6 +261,8 @@ class ScoreViewer:
                 self._load_layers(scan, panes, reuse)
         finally:
             self._loading = False
+        if reuse and not same_grid:
+            self._resize_spares()
         if labels is not None:
             self.set_labels(labels)
         else:
@@ -345,19 +349,23 @@ class ScoreViewer:
         x, y = transform.map([col * dx, row * dy])[:2]
         return int(round(x)), int(round(y))
 
-    def warm_up(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192)) -> None:
+    def warm_up(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192),
+                spare_references: int = 2) -> None:
         """Build the panes' layers for an empty scan with ``n_images`` images now (e.g. while
         the application starts), so the first real :meth:`load_scan` only swaps data.
 
         Building 22 napari layers costs seconds (vispy visuals, layer controls); swapping
         data in them well under one (fastest when the scan's ``(S, H, W)`` is ``shape``).
         """
-        for _ in self.warm_up_steps(n_images, shape):
+        for _ in self.warm_up_steps(n_images, shape, spare_references):
             pass
 
-    def warm_up_steps(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192)):
+    def warm_up_steps(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192),
+                      spare_references: int = 2):
         """:meth:`warm_up` one pane at a time: a generator to advance from an event loop, so
-        the window stays responsive while the layers are made (about 0.3 s a pane)."""
+        the window stays responsive while the layers are made (about 0.3 s a pane). Then
+        ``spare_references`` sets of hidden contour layers for other raters' labels (see
+        :meth:`add_spare_references`), one set per step."""
         from score_gui.scan import Scan
 
         blank = Scan.from_arrays(np.zeros((shape[0], n_images, *shape[1:]), np.float32))
@@ -371,6 +379,13 @@ class ScoreViewer:
             yield from self._build_layer_steps(blank, panes)
             with self._scene_paused():
                 self._apply_layout()
+            for _ in range(spare_references):
+                yield
+                self.scan = blank
+                try:
+                    self.add_spare_references(1)
+                finally:
+                    self.scan = None
         finally:
             self._loading = False
 
@@ -743,14 +758,18 @@ class ScoreViewer:
             for pane in self.panes:
                 pane.references[who].refresh()
             return
+        color = REFERENCE_COLORS[len(self.references) % len(REFERENCE_COLORS)]
+        spare = next((name for name in self._reference_maps if _is_spare(name)), None)
+        if spare is not None and not _is_spare(who):
+            self._adopt_spare(spare, who, overlay, color)
+            return
         self._reference_maps[who] = overlay
-        self._reference_visible[who] = True
-        color = REFERENCE_COLORS[(len(self._reference_maps) - 1) % len(REFERENCE_COLORS)]
+        self._reference_visible[who] = not _is_spare(who)
         cmap = single_color_colormap(color)
         scale = (1.0, *self.scan.pixel_spacing)
 
         def make(pane):
-            layer = Labels(overlay, name=f"{who} {pane.title}", scale=scale, colormap=cmap,
+            layer = Labels(overlay, name=_reference_layer_name(who, pane), scale=scale, colormap=cmap,
                            opacity=0.9, visible=self._pane_shown(pane) and self._reference_visible[who],
                            metadata={"score_pane": pane.key, "score_role": "reference",
                                                   "score_who": who, "score_color": color})
@@ -760,12 +779,57 @@ class ScoreViewer:
 
         self._insert_per_pane(lambda pane: pane.references, who, make)
 
-    def remove_reference_labels(self, who: str) -> None:
+    def remove_reference_labels(self, who: str, keep_layers: bool = False) -> None:
+        """Stop showing ``who``'s contours. With ``keep_layers`` its layers stay, hidden and
+        empty, for the next reference to take over (making 11 layers costs seconds)."""
         if who not in self._reference_maps:
+            return
+        if keep_layers:
+            spare = _spare_name(self._reference_maps)
+            array = self._reference_maps.pop(who)
+            array[...] = 0
+            self._reference_maps[spare] = array
+            del self._reference_visible[who]
+            self._reference_visible[spare] = False
+            for pane in self.panes:
+                layer = pane.references[spare] = pane.references.pop(who)
+                layer.name = _reference_layer_name(spare, pane)
+            self._apply_layout()
             return
         self._remove_per_pane(lambda pane: pane.references, who)
         del self._reference_maps[who]
         del self._reference_visible[who]
+
+    def add_spare_references(self, count: int = 2) -> None:
+        """Make ``count`` sets of hidden, empty contour layers now (during a warm-up), which
+        the next :meth:`add_reference_labels` take over instead of making layers."""
+        self._require_scan()
+        empty = LabelMap(dseg=np.zeros_like(self.overlay), lesion=None)
+        for _ in range(count):
+            self.add_reference_labels(_spare_name(self._reference_maps), empty)
+
+    def _resize_spares(self) -> None:
+        for spare in [who for who in self._reference_maps if _is_spare(who)]:
+            array = self._reference_maps[spare] = np.zeros_like(self.overlay)
+            for pane in self.panes:
+                pane.references[spare].data = array
+
+    def _adopt_spare(self, spare: str, who: str, overlay: np.ndarray, color: str) -> None:
+        array = self._reference_maps.pop(spare)
+        array[...] = overlay
+        self._reference_maps[who] = array
+        del self._reference_visible[spare]
+        self._reference_visible[who] = True
+        cmap = single_color_colormap(color)
+        for pane in self.panes:
+            layer = pane.references.pop(spare)
+            pane.references[who] = layer
+            layer.name = _reference_layer_name(who, pane)
+            layer.colormap = cmap
+            layer.metadata.update(score_who=who, score_color=color)
+        self._apply_layout()
+        for pane in self.panes:
+            pane.references[who].refresh()
 
     def set_reference_visible(self, who: str, visible: bool) -> None:
         self._reference_visible[who] = bool(visible)
@@ -773,7 +837,8 @@ class ScoreViewer:
 
     @property
     def references(self) -> list[str]:
-        return list(self._reference_maps)
+        """Whose contours are shown or can be (spare layers are not listed)."""
+        return [who for who in self._reference_maps if not _is_spare(who)]
 
     def reference_color(self, who: str) -> str:
         return self.panes[0].references[who].metadata["score_color"]
@@ -999,6 +1064,21 @@ def lighten_layer(layer, canvas) -> None:
     # Transform events from the layer itself still go to the original method.
     visual._on_matrix_change = on_matrix_change
     visual._score_light = True
+
+
+_SPARE_PREFIX = "\x00spare"
+
+
+def _is_spare(who: str) -> bool:
+    return who.startswith(_SPARE_PREFIX)
+
+
+def _reference_layer_name(who: str, pane: Pane) -> str:
+    return f"(spare contours) {pane.title}" if _is_spare(who) else f"{who} {pane.title}"
+
+
+def _spare_name(taken) -> str:
+    return next(f"{_SPARE_PREFIX}{i}" for i in range(len(taken) + 1) if f"{_SPARE_PREFIX}{i}" not in taken)
 
 
 _GRID_MEMO: dict = {}
