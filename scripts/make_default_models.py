@@ -61,10 +61,11 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
                init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
-               dice_weight: float = 0.0, lesion_enrich: float = 0.0) -> Path:
+               dice_weight: float = 0.0, lesion_enrich: float = 0.0, seed_offset: int = 0) -> Path:
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
+    ``seed_offset`` gives a continued run its own stream of training slices.
     """
     localiser = part == "localiser"
     heads = [HEADS["canal"]] if localiser else [HEADS["tissue"], HEADS["lesion"]]
@@ -76,7 +77,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     else:
         sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
                                    max_offset_mm=5.0, augment=AugmentConfig(), synthetic=synthetic)
-    config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part], checkpoint_every=25,
+    config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part] + seed_offset, checkpoint_every=25,
                          learning_rate=learning_rate)
     torch.manual_seed(config.seed)
     model = MDGRUNet(8, n_outputs(heads), **arch)
@@ -106,7 +107,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     extra = {"data": {"source": "synthetic phantom (score_gui.phantom.make_slice), fresh slices (2 crops "
                                 "each)", "rater": None if localiser else f"simulated rater(s) {synthetic.rater}",
                       "initialised_from": None if init is None else init.name,
-                      "slices_seen": result.iterations * config.batch_size, "seed": SEEDS[part]},
+                      "slices_seen": result.iterations * config.batch_size, "seed": SEEDS[part] + seed_offset},
              "synthetic": synthetic.to_dict(), "augmentation": sampler.augment.to_dict(),
              "training_crop_px": None if localiser else crop,
              "loss": f"score_gui.training.loop.member_loss, dice weight {dice_weight}",
@@ -150,6 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--localiser-iterations", type=int, default=600)
     parser.add_argument("--crop", type=int, default=48, help="training crop side in 0.5 mm pixels")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="added to each part's seed (a continued run sees new slices)")
     parser.add_argument("--log-every", type=int, default=50)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -161,7 +164,7 @@ def main(argv=None) -> int:
             train_part(part, args.out, args.work, n, args.crop, args.log_every, init=args.init,
                        learning_rate=args.lr, export_only=args.export,
                        dice_weight=0.0 if part == "localiser" else args.dice,
-                       lesion_enrich=args.lesion_enrich)
+                       lesion_enrich=args.lesion_enrich, seed_offset=args.seed_offset)
     if args.assemble or not args.part:
         print(f"wrote {assemble(args.out)}")
     return 0
