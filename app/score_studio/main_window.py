@@ -328,6 +328,8 @@ class MainWindow(QMainWindow):
         if self.entry is not None and self.entry.stem in stems and (
                 widget.entry is None or widget.entry.stem != self.entry.stem):
             widget.set_scan(self.entry.stem)
+        if widget.current_slice() is not None:
+            self._on_qc_slice(widget.current_slice())      # the viewer shows the slice under review
 
     def _on_qc_slice(self, slice_index: int) -> None:
         """The viewer follows the reviewer: the slice under review shows in every pane."""

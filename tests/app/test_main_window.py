@@ -280,6 +280,7 @@ def test_qc_review_moves_the_viewer(window, study, qtbot):
     window.set_mode("qc")
     qc = window.qc_widget
     assert qc is not None and qc.entry.stem == window.entry.stem
+    assert window.current_slice() == qc.current_slice()
     qtbot.keyClick(qc.grid, Qt.Key_Right)
     qtbot.keyClick(qc.grid, Qt.Key_Right)
     assert qc.current_slice() == 2 and window.current_slice() == 2

@@ -75,7 +75,8 @@ class AnnotationWidget(QWidget):
             button.setMinimumWidth(170)
             self.structure_group.addButton(button, value)
             self.structure_buttons[value] = button
-            grid.addWidget(button, row, 0)
+            grid.addWidget(button, row, 0, Qt.AlignmentFlag.AlignLeft)
+        grid.setColumnStretch(1, 1)   # the list stays at the left edge of a wide dock
         self.structure_group.idClicked.connect(self.score_viewer.set_label_value)
         return box
 

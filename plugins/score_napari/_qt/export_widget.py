@@ -641,7 +641,7 @@ class ExportWidget(QWidget):
         job_id = self._job_id
         worker = create_worker(_forward, job, _start_thread=False)
         worker.yielded.connect(lambda progress: self._on_progress(progress, what))
-        worker.returned.connect(lambda table: job_id == self._job_id and show(table))
+        worker.returned.connect(lambda table: job_id == self._job_id and self._finish(show, table, what))
         worker.errored.connect(lambda exc: self.status.setText(f"{what} failed: {exc}"))
         worker.finished.connect(lambda: self._on_finished(worker))
         self.worker = worker
@@ -651,6 +651,11 @@ class ExportWidget(QWidget):
         self.refresh_button.setEnabled(False)
         self.agreement_button.setEnabled(False)
         worker.start()
+
+    def _finish(self, show, table, what: str) -> None:
+        if self.status.text().startswith(what):
+            self.status.setText("")           # the progress message; show() may set its own
+        show(table)
 
     def _on_progress(self, progress, what: str) -> None:
         self.progress.setRange(0, progress.total)
