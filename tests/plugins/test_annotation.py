@@ -16,19 +16,9 @@ from score_napari._qt.icons import ICONS, icon
 from score_napari._qt.viewer_controller import TOOLS, ScoreViewer
 from score_napari._sample_data import simple_phantom
 
+from tests.plugins.viewer_helpers import close_viewer
+
 pytestmark = pytest.mark.gui
-
-
-def close_viewer(viewer, app):
-    """Close and free the viewer while Qt is alive (as napari's own fixture does): Qt
-    objects left to the collector at interpreter exit crashed PySide6 (none_dealloc)."""
-    import gc
-
-    viewer.close()
-    del viewer
-    for _ in range(3):
-        gc.collect()
-        app.processEvents()
 
 
 @pytest.fixture(scope="module")

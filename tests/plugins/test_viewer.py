@@ -17,31 +17,9 @@ from score_gui.labels import LESION_VALUE, LabelMap, empty_labels
 from score_napari._qt.viewer_controller import ScoreViewer, compose_overlay, hex_to_rgba
 from score_napari._sample_data import simple_phantom
 
+from tests.plugins.viewer_helpers import close_viewer, settle
+
 pytestmark = pytest.mark.gui
-
-
-def settle(app, viewer, rounds=40):
-    """Process events until the canvas size is stable."""
-    last = None
-    for _ in range(rounds):
-        app.processEvents()
-        time.sleep(0.01)
-        size = tuple(viewer.canvas.size)
-        if size == last:
-            break
-        last = size
-
-
-def close_viewer(viewer, app):
-    """Close and free the viewer while Qt is alive (as napari's own fixture does): Qt
-    objects left to the collector at interpreter exit crashed PySide6 (none_dealloc)."""
-    import gc
-
-    viewer.close()
-    del viewer
-    for _ in range(3):
-        gc.collect()
-        app.processEvents()
 
 
 @pytest.fixture(scope="module")
