@@ -277,7 +277,7 @@ def test_layouts_move_the_master_and_slice_signal(sv, env):
         sv.set_layout("mosaic")
 
 
-def test_reference_contours_on_every_pane(sv, env):
+def test_reference_contours_on_every_pane_shown_on_the_averages(sv, env):
     _, scan, truth, _ = env
     other = LabelMap(dseg=np.roll(truth.dseg, 3, axis=2), lesion=None, who="raterB")
     sv.add_reference_labels("raterB", other)
@@ -286,6 +286,13 @@ def test_reference_contours_on_every_pane(sv, env):
         layer = pane.references["raterB"]
         assert layer.contour == 1 and not layer.editable
         assert sv.viewer.layers.index(layer) == sv.viewer.layers.index(pane.labels) - 1
+    # All panes: contours on the averages only; the two working panes: on both.
+    assert {p.key for p in sv.panes if p.references["raterB"].visible} == {"1-5", "6-8", "all"}
+    sv.set_layout("working")
+    assert {p.key for p in sv.panes if p.references["raterB"].visible} == {"1-5", "6-8"}
+    sv.set_layout("single", pane="TI3")
+    assert {p.key for p in sv.panes if p.references["raterB"].visible} == {"TI3"}
+    sv.set_layout("all")
     sv.set_reference_visible("raterB", False)
     assert not any(p.references["raterB"].visible for p in sv.panes)
     assert sv.viewer.canvas.grid.actual_shape(sv.viewer.layers) == (3, 4)

@@ -44,6 +44,9 @@ LAYOUTS = ("all", "working", "single")
 WORKING_PANES = ("1-5", "6-8")
 """The averages raters work on: 1-5 (GM/WM contrast) and 6-8 (cord/CSF contrast)."""
 
+REFERENCE_PANES = ("1-5", "6-8", "all", "image")
+"""Panes that show other raters' contours in the all-panes layout (``image``: a one-image scan)."""
+
 PANE_TITLES = {"1-5": "avg TI1-5 (GM/WM)", "6-8": "avg TI6-8 (cord/CSF)", "all": "avg all"}
 
 # Which LabelledStructures key a painted value adds (contract section 2).
@@ -770,7 +773,7 @@ class ScoreViewer:
 
         def make(pane):
             layer = Labels(overlay, name=_reference_layer_name(who, pane), scale=scale, colormap=cmap,
-                           opacity=0.9, visible=self._pane_shown(pane) and self._reference_visible[who],
+                           opacity=0.9, visible=self._reference_shown_on(pane, who),
                            metadata={"score_pane": pane.key, "score_role": "reference",
                                                   "score_who": who, "score_color": color})
             layer.contour = 1
@@ -944,6 +947,14 @@ class ScoreViewer:
     def _pane_shown(self, pane: Pane) -> bool:
         return pane.key in self._shown_keys(self.pane_keys)
 
+    def _reference_shown_on(self, pane: Pane, who: str, shown: set[str] | None = None) -> bool:
+        """Other raters' contours go on the averages, where raters compare labels, and on
+        every pane of a layout of one or two panes. On all 11 panes they would crowd the
+        inversion images and make every slice change slice 11 more layers."""
+        shown = self._shown_keys(self.pane_keys) if shown is None else shown
+        return (pane.key in shown and self._reference_visible.get(who, True)
+                and (pane.key in REFERENCE_PANES or len(shown) <= 2))
+
     def _apply_layout(self) -> None:
         with self._scene_paused():
             self._set_visibility()
@@ -954,7 +965,7 @@ class ScoreViewer:
         for pane in self.panes:
             on = pane.key in shown
             wanted = {pane.image: on, pane.labels: on}
-            wanted.update({layer: on and self._reference_visible.get(who, True)
+            wanted.update({layer: self._reference_shown_on(pane, who, shown)
                            for who, layer in pane.references.items()})
             wanted.update({layer: on and self._extra_visible.get(name, True)
                            for name, layer in pane.extras.items()})
