@@ -65,11 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     # the rater's ID dialog should open over the window, not before it.
     window.show()
     window.settle()
+    if not args.screenshot:
+        window.start_warm_up()      # the panes' layers in the event loop; a given study opens after
     opened = open_requested(window, args)
     if args.mode:
         window.set_mode(args.mode)
     if args.layout:
         window.set_layout(args.layout)
+    if args.slice is not None:
+        window.finish_warm_up()     # the scan must be open to go to its slice
     if args.slice is not None and window.scan is not None:
         window.score_viewer.set_slice(args.slice)
     if args.screenshot:
@@ -80,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
         window.dispose()
         return 0
     if not (args.path or args.demo):
-        window.start_warm_up()      # the panes' layers, while the user picks a study
         window.offer_pending_recoveries()
     return app.exec()
 

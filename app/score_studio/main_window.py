@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self._reference_choice: dict[str, bool] = {}
         self._reference_labels: dict[str, LabelMap] = {}
         self._warm_up = None                    # generator of ScoreViewer.warm_up_steps
+        self._deferred_entry: ScanEntry | None = None   # opens when the warm-up is done
         self.confirm = self._confirm_dialog     # replaced in tests: (title, text) -> bool
 
         self.setWindowTitle("SCORE Studio")
@@ -461,11 +462,14 @@ class MainWindow(QMainWindow):
 
     def start_warm_up(self) -> None:
         """Make the panes' layers in the background of the event loop (a pane per turn, about
-        0.3 s each), so the first scan the user opens shows in well under a second."""
+        0.3 s each), so the first scan the user opens shows in well under a second. A scan
+        opened meanwhile (the study given on the command line) opens when they are made: the
+        window answers all along, the status bar says what is happening."""
         if self._warm_up is not None or self.scan is not None:
             return
         self.score_viewer.set_layout(self._layout)     # layers made in the layout they show in
         self._warm_up = self.score_viewer.warm_up_steps()
+        self._warm_up_done = 0
         self._warm_up_timer = QTimer(self)
         self._warm_up_timer.timeout.connect(self._warm_up_step)
         self._warm_up_timer.start(0)
@@ -473,13 +477,26 @@ class MainWindow(QMainWindow):
     def _warm_up_step(self) -> None:
         if self._warm_up is None or next(self._warm_up, StopIteration) is StopIteration:
             self._stop_warm_up()
+            self._open_deferred()
+            return
+        self._warm_up_done += 1
+        if self._deferred_entry is not None:
+            self.statusBar().showMessage(f"Preparing the viewer ({self._warm_up_done} of "
+                                         f"{len(self.score_viewer.panes) or '...'} panes); "
+                                         f"{self._deferred_entry.stem} opens next")
 
     def finish_warm_up(self) -> None:
-        """Make the layers not made yet now (before a scan loads into them)."""
+        """Make the layers not made yet now, and open a scan that waited for them."""
         if self._warm_up is not None:
             for _ in self._warm_up:
                 pass
         self._stop_warm_up()
+        self._open_deferred()
+
+    def _open_deferred(self) -> None:
+        entry, self._deferred_entry = self._deferred_entry, None
+        if entry is not None:
+            self.open_entry(entry)
 
     def _stop_warm_up(self) -> None:
         self._warm_up = None
@@ -605,6 +622,10 @@ class MainWindow(QMainWindow):
         """Show one scan: the rater's labels to edit, everyone else's as contours."""
         if self.entry is not None and Path(entry.path) == Path(self.entry.path) and self.scan is not None:
             return
+        if self._warm_up is not None:
+            self._deferred_entry = entry       # opens as soon as the panes are made
+            self.statusBar().showMessage(f"Preparing the viewer; {entry.stem} opens next")
+            return
         started = time.perf_counter()
         self.rater.finish()
         try:
@@ -612,7 +633,6 @@ class MainWindow(QMainWindow):
         except ScoreInputError as exc:
             self.report_error(str(exc))
             return
-        self.finish_warm_up()
         self.entry, self.scan = entry, scan
         self._averages = scan.averages()
         self._ensure_rater()

@@ -247,8 +247,9 @@ def test_cancel_stops_segment_all(window, qtbot, tmp_path):
 
 
 def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isolated_home, study, qtbot):
-    """The panes' layers are made a pane per event-loop turn after start-up; the first scan
-    opened then only swaps data into them (the window answers events meanwhile)."""
+    """The panes' layers are made a pane per event-loop turn after start-up; a study opened
+    meanwhile (as from the command line) lists at once and its scan opens when the layers
+    are made, swapping data into them."""
     from score_studio.main_window import MainWindow
     from score_studio.settings import AppSettings
 
@@ -261,13 +262,15 @@ def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isola
         assert win.warming_up and len(win.viewer.layers) == 0
         qtbot.waitUntil(lambda: len(win.viewer.layers) >= 2, timeout=10_000)
         assert win.warming_up                     # a pane made, the rest still to come
-        qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
+        assert win.open_path(study.root)
+        assert win.study is not None and win.scan is None        # listed; the scan waits
+        assert "opens next" in win.statusBar().currentMessage()
+        qtbot.waitUntil(lambda: win.scan is not None, timeout=60_000)
+        assert not win.warming_up and win.entry.path == study.scans[0].path
         layers = list(win.viewer.layers)
-        assert len(layers) == 44                  # 11 panes x (image, labels, 2 spare contour sets)
-        assert sum(layer.visible for layer in layers) == 4      # the working layout: 2 panes
-        win.open_path(study.scans[0].path)
-        assert win.scan is not None
-        assert all(layer in win.viewer.layers for layer in layers)
+        assert len(layers) == 44                    # 11 panes x (image, labels, 2 contour sets)
+        assert {p.key for p in win.score_viewer.panes if p.references.get("raterB") is not None
+                and p.references["raterB"].visible} == {"1-5", "6-8"}    # a spare set took B
         assert np.array_equal(win.score_viewer.panes[0].image.data, win.scan.images[:, 0])
     finally:
         win.rater.autosave_timer.stop()
