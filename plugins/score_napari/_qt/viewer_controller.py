@@ -237,7 +237,7 @@ class ScoreViewer:
         With labels (and ``zoom``) every pane is zoomed to the canal, else the whole image
         is shown. ``references`` (who -> labels) are other raters' labels to show as
         contours (see :meth:`add_reference_labels`); references of the previous scan not
-        named here are removed.
+        named here disappear (their layers stay, hidden, as spares for later ones).
 
         A scan with the same panes and shape as the one shown reuses the layers, its
         references' layers included, and keeps the layout: only the data changes, which
