@@ -481,8 +481,8 @@ class MainWindow(QMainWindow):
             return
         self._warm_up_done += 1
         if self._deferred_entry is not None:
-            self.statusBar().showMessage(f"Preparing the viewer ({self._warm_up_done} of "
-                                         f"{len(self.score_viewer.panes) or '...'} panes); "
+            self.statusBar().showMessage(f"Preparing the viewer (step {self._warm_up_done} of "
+                                         f"{self.score_viewer.warm_up_step_count()}); "
                                          f"{self._deferred_entry.stem} opens next")
 
     def finish_warm_up(self) -> None:

@@ -265,6 +265,7 @@ def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isola
         assert win.open_path(study.root)
         assert win.study is not None and win.scan is None        # listed; the scan waits
         assert "opens next" in win.statusBar().currentMessage()
+        qtbot.waitUntil(lambda: "of 13)" in win.statusBar().currentMessage(), timeout=10_000)
         qtbot.waitUntil(lambda: win.scan is not None, timeout=60_000)
         assert not win.warming_up and win.entry.path == study.scans[0].path
         layers = list(win.viewer.layers)

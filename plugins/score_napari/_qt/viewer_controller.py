@@ -363,6 +363,13 @@ class ScoreViewer:
         for _ in self.warm_up_steps(n_images, shape, spare_references):
             pass
 
+    def warm_up_step_count(self, n_images: int = 8, spare_references: int = 2) -> int:
+        """How many steps :meth:`warm_up_steps` takes (for a progress message)."""
+        from score_gui.scan import Scan
+
+        blank = Scan.from_arrays(np.zeros((1, n_images, 2, 2), np.float32))
+        return len(self.pane_images(blank)) + spare_references
+
     def warm_up_steps(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192),
                       spare_references: int = 2):
         """:meth:`warm_up` one pane at a time: a generator to advance from an event loop, so
