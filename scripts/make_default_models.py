@@ -30,12 +30,12 @@ import numpy as np
 import torch
 
 from score_gui.mdgru.checkpoint import DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, save_model
-from score_gui.mdgru.heads import HEADS, n_outputs, set_loss
+from score_gui.mdgru.heads import HEADS, n_outputs
 from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
 from score_gui.mdgru.preprocess import LOCALISER_PIXEL_SIZE_MM
 from score_gui.training.augment import AugmentConfig
 from score_gui.training.data import LocaliserSampler, SyntheticConfig, SyntheticSampler, synthetic_slice
-from score_gui.training.loop import TrainConfig, member_loss, member_meta, train_model, write_ensemble_json
+from score_gui.training.loop import TrainConfig, member_meta, train_model, training_loss, write_ensemble_json
 
 REPO = Path(__file__).resolve().parents[1]
 RATERS = ("A", "B", "C")
@@ -87,11 +87,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     if export_only:
         saved = torch.load(state, map_location="cpu", weights_only=False)
         config = TrainConfig(**{**config.to_dict(), "iterations": int(saved["iteration"])})
-    def loss(logits, targets):
-        if localiser:
-            return set_loss(logits, targets, heads)
-        return member_loss(logits, targets, heads, dice_weight)
-
+    loss = training_loss(heads, localiser, dice_weight)
     job = train_model(model, sampler.sample, loss, config,
                       work / f"{part}.state.pt", resume=True, label=part)
     started = time.monotonic()

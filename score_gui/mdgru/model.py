@@ -25,9 +25,10 @@ tensors, and the state update is written as ``c + z (h - c)``. With autograd (tr
 each step is one grouped conv1d; without (inference) one batched GEMM over an im2col
 view of a padded state buffer written straight into a preallocated output, and square
 inputs skip most layout copies (:func:`_square_scan_inference`): about 30 % faster per
-member-scan (1.9 s versus 2.7 s, 1 thread, busy machine), equal to 1e-7. bf16 convolutions were measured no faster on this CPU for these small shapes
-(4.05 s versus 4.27 s per member-scan under load, probabilities within 1.5e-4), so
-there is only the fp32 path.
+member-scan (1.9 s versus 2.7 s, 1 thread, busy machine), equal to 1e-7. bf16
+convolutions were measured no faster on this CPU for these small shapes (4.05 s versus
+4.27 s per member-scan under load, probabilities within 1.5e-4), so there is only the
+fp32 path.
 
 Examples
 --------

@@ -346,6 +346,16 @@ def write_ensemble_json(folder: Path, members: list[tuple[str, str]], localiser:
     return write_text_atomic(Path(folder) / "ensemble.json", json.dumps(spec, indent=2))
 
 
+def training_loss(heads, localiser: bool, dice_weight: float = 0.0):
+    """The loss ``(logits, targets) -> tensor`` of a model: set cross-entropy for a canal
+    localiser, :func:`member_loss` (with its Dice weight) for a member."""
+    from score_gui.mdgru.heads import set_loss
+
+    if localiser:
+        return lambda logits, targets: set_loss(logits, targets, heads)
+    return lambda logits, targets: member_loss(logits, targets, heads, dice_weight)
+
+
 def member_loss(logits: torch.Tensor, targets: dict, heads, dice_weight: float = 0.0) -> torch.Tensor:
     """Loss of a member network: set cross-entropy per head, plus soft Dice.
 
@@ -387,7 +397,7 @@ def train_network(slices, heads, out_file: Path, state_file: Path, *, name: str,
     When ``out_file`` already exists and ``resume`` is set, the finished model is kept.
     """
     from score_gui.mdgru.checkpoint import load_model, save_model
-    from score_gui.mdgru.heads import n_outputs, set_loss
+    from score_gui.mdgru.heads import n_outputs
     from score_gui.mdgru.model import MDGRUNet
     from score_gui.training.augment import AugmentConfig
     from score_gui.training.data import LocaliserSampler, SliceSampler
@@ -405,9 +415,7 @@ def train_network(slices, heads, out_file: Path, state_file: Path, *, name: str,
     if augment is not None:
         sampler_args["augment"] = augment if augment != "none" else AugmentConfig.none()
     sampler = kind(**sampler_args)
-    def loss(logits, targets):
-        return member_loss(logits, targets, heads, dice_weight) if not localiser else set_loss(logits, targets, heads)
-
+    loss = training_loss(heads, localiser, dice_weight)
     result = yield from train_model(model, sampler.sample, loss, config, state_file, resume=resume, label=label)
     meta = member_meta(name, heads, slices, config, result, pixel_size_mm=pixel_size_mm,
                        crop_size_px=crop_size_px,
