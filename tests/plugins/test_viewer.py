@@ -401,3 +401,13 @@ def test_hidden_panes_show_the_current_slice_when_shown(sv, env):
     for pane in (hidden, shown):
         assert np.array_equal(np.asarray(pane.labels._slice.image.raw), sv.overlay[2])
         assert np.allclose(np.asarray(pane.image._slice.image.raw), pane.image.data[2])
+
+
+def test_every_cell_follows_the_camera_after_a_layout_switch(sv, env):
+    """From two panes to eleven: napari must build a view with a linked camera for every
+    cell (pane titles placed while the scene was paused once left 9 cells without one)."""
+    canvas = sv._vispy_canvas()
+    sv.set_layout("working")
+    sv.set_layout("all")
+    cells = list(sv.viewer.canvas.grid.iter_viewboxes(sv.viewer.layers))
+    assert len(canvas.grid_views) == len(canvas.grid_cameras) == len(cells) == 12

@@ -326,7 +326,20 @@ class ScoreViewer:
             canvas._pause_scene_graph = previous
             # Nothing added, removed, hidden or re-gridded: skip the (costly) lay-out.
             if not previous and self._scene_signature() != before:
+                self._drop_stale_grid(canvas)
                 canvas._update_scenegraph()
+
+    def _drop_stale_grid(self, canvas) -> None:
+        """Make napari build its grid of views anew when its cells no longer match.
+
+        Pane titles (layer overlays) placed while the scene is paused index napari's vispy
+        grid at the new cells, which creates them without cameras; napari then sees a grid
+        of the right size and keeps it, and those cells do not follow zoom and pan.
+        """
+        grid = self.viewer.canvas.grid
+        if grid.enabled and len(canvas.grid_views) != len(list(grid.iter_viewboxes(self.viewer.layers))):
+            canvas.grid.parent = None
+            canvas.grid = canvas.central_widget.add_grid(border_width=0)
 
     def _scene_signature(self) -> tuple:
         grid = self.viewer.canvas.grid
