@@ -20,6 +20,7 @@ or everything in one process: ``python scripts/make_default_models.py``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -61,22 +62,30 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
                init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
-               dice_weight: float = 0.0, lesion_enrich: float = 0.0, seed_offset: int = 0) -> Path:
+               dice_weight: float = 0.0, lesion_enrich: float = 0.0, seed_offset: int = 0,
+               robust: bool = False) -> Path:
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
-    ``seed_offset`` gives a continued run its own stream of training slices.
+    ``seed_offset`` gives a continued run its own stream of training slices; ``robust``
+    trains on :meth:`SyntheticConfig.robust` slices with :meth:`AugmentConfig.robust`.
     """
     localiser = part == "localiser"
     heads = [HEADS["canal"]] if localiser else [HEADS["tissue"], HEADS["lesion"]]
     arch = LOCALISER_ARCHITECTURE if localiser else DEFAULT_ARCHITECTURE
-    synthetic = SyntheticConfig(rater=None if localiser else ("A,B,C" if part.startswith("base") else part),
-                                lesion_enrich=0.0 if localiser else lesion_enrich)
+    rater = None if localiser else ("A,B,C" if part.startswith("base") else part)
+    enrich = 0.0 if localiser else lesion_enrich
+    synthetic = (SyntheticConfig.robust(rater=rater, lesion_enrich=enrich) if robust
+                 else SyntheticConfig(rater=rater, lesion_enrich=enrich))
     if localiser:
         sampler = SyntheticLocaliserSampler(heads=heads, synthetic=synthetic)
+        if robust:  # the whole neck in view: mild geometry, every intensity change
+            sampler.augment = dataclasses.replace(AugmentConfig.robust(), rotation_deg=20.0, scaling=1.15,
+                                                  anisotropy=1.1, elastic_px=0.5)
     else:
         sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
-                                   max_offset_mm=5.0, augment=AugmentConfig(), synthetic=synthetic)
+                                   max_offset_mm=5.0, augment=AugmentConfig.robust() if robust else AugmentConfig(),
+                                   synthetic=synthetic)
     config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part] + seed_offset, checkpoint_every=25,
                          learning_rate=learning_rate)
     torch.manual_seed(config.seed)
@@ -150,6 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="added to each part's seed (a continued run sees new slices)")
     parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--robust", action="store_true",
+                        help="train on SyntheticConfig.robust() slices with AugmentConfig.robust()")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +171,7 @@ def main(argv=None) -> int:
             train_part(part, args.out, args.work, n, args.crop, args.log_every, init=args.init,
                        learning_rate=args.lr, export_only=args.export,
                        dice_weight=0.0 if part == "localiser" else args.dice,
-                       lesion_enrich=args.lesion_enrich, seed_offset=args.seed_offset)
+                       lesion_enrich=args.lesion_enrich, seed_offset=args.seed_offset, robust=args.robust)
     if args.assemble or not args.part:
         print(f"wrote {assemble(args.out)}")
     return 0

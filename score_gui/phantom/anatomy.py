@@ -52,6 +52,13 @@ class LevelGeometry:
     anterior_horn: float
     posterior_horn_angle: float
     posterior_horn_width: float
+    posterior_horn_length: float = 1.0
+    """Relative length of the posterior horns (1: to just short of the dorsolateral sulcus)."""
+    horn_asymmetry: float = 0.0
+    """Left-right asymmetry of the butterfly: the half at positive ``x`` reaches
+    ``1 / (1 - a)`` times as far out, the other half ``1 / (1 + a)`` (0: symmetric)."""
+    commissure_scale: float = 1.0
+    """Relative thickness of the gray commissure."""
 
 
 @dataclass(frozen=True)
@@ -272,13 +279,15 @@ def gray_matter_field(xc, yc, a, b, geometry: LevelGeometry):
     (substantia gelatinosa), joined by the gray commissure slightly anterior of centre.
     """
     ax = np.abs(xc)
+    if geometry.horn_asymmetry:
+        ax = ax * np.where(xc > 0, 1.0 - geometry.horn_asymmetry, 1.0 + geometry.horn_asymmetry)
     canal_line = -0.08 * b
-    commissure = ellipse_distance(ax, yc, 0.0, canal_line, 0.34 * a, 0.15 * b)
+    commissure = ellipse_distance(ax, yc, 0.0, canal_line, 0.34 * a, 0.15 * b * geometry.commissure_scale)
     intermediate = ellipse_distance(ax, yc, 0.27 * a, canal_line + 0.1 * b, 0.15 * a, 0.30 * b)
     horn = geometry.anterior_horn
     anterior = ellipse_distance(ax, yc, 0.31 * a, -0.40 * b, 0.15 * a * horn, 0.30 * b, angle=-0.35)
     theta = geometry.posterior_horn_angle
-    length = 0.80 * b / np.cos(theta) * 1.02
+    length = 0.80 * b / np.cos(theta) * 1.02 * geometry.posterior_horn_length
     p0 = (0.24 * a, canal_line + 0.12 * b)
     p1 = (p0[0] + length * np.sin(theta), p0[1] + length * np.cos(theta) * 0.95)
     width = geometry.posterior_horn_width

@@ -340,6 +340,15 @@ def _labels_from_masks(labels) -> tuple[np.ndarray, np.ndarray]:
     return dseg, lesion
 
 
+def _noise_reference(values: np.ndarray, randomised: bool) -> float:
+    """The signal that the SNR refers to: GM at TI1, or for a random table the mean
+    magnitude of the canal's tissues (its GM may be black)."""
+    if not randomised:
+        return abs(float(values[_T["gm"], 0]))
+    canal = np.abs(values[[_T["csf"], _T["wm"], _T["gm"]]])
+    return max(float(canal.mean()), 1e-3 * float(np.abs(values).max()) + 1e-6)
+
+
 def slice_position(level: str, rng: np.random.Generator, n_slices: int = 12) -> float:
     """A z position (mm) inside ``level`` when C2-C5 are spread over ``n_slices`` slices."""
     per_level = n_slices / len(LEVELS)
@@ -350,7 +359,7 @@ def slice_position(level: str, rng: np.random.Generator, n_slices: int = 12) -> 
 def make_slice(rng: np.random.Generator, *, level: str = "C3", kind: str = "hc", shape=(192, 192),
                pixel_size=(0.67, 0.67), contrast: str = "amira", degrade=None,
                subject: Subject | None = None, z_mm: float | None = None,
-               reposition=(0.0, 0.0, 0.0)) -> SyntheticSlice:
+               reposition=(0.0, 0.0, 0.0), tissue_values: np.ndarray | None = None) -> SyntheticSlice:
     """One synthetic slice with its true labels.
 
     Parameters
@@ -376,6 +385,10 @@ def make_slice(rng: np.random.Generator, *, level: str = "C3", kind: str = "hc",
         when None.
     reposition : (dx_mm, dy_mm, rotation_deg)
         Extra rigid shift of the whole anatomy (a rescan).
+    tissue_values : ndarray (n_tissues, T), optional
+        A signed signal table replacing the physical one (training randomisation, see
+        :func:`score_gui.phantom.randomise.random_tissue_values`); its ``T`` sets the
+        number of images. The noise level then follows the table's canal tissues.
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
@@ -388,7 +401,7 @@ def make_slice(rng: np.random.Generator, *, level: str = "C3", kind: str = "hc",
     if z_mm is None:
         z_mm = slice_position(level, rng, subject.n_slices)
     geo = subject.levels[level]
-    values = _tissue_values(subject, contrast, rng)
+    values = _tissue_values(subject, contrast, rng) if tissue_values is None else np.asarray(tissue_values, np.float32)
     drift = subject.drift_mm[int(np.clip(round(z_mm / SLICE_SPACING_MM), 0, len(subject.drift_mm) - 1))]
     center_mm = (np.array(subject.canal_center_mm) + drift + rng.normal(0, 0.25, 2)
                  + np.array(reposition[:2]))
@@ -409,7 +422,7 @@ def make_slice(rng: np.random.Generator, *, level: str = "C3", kind: str = "hc",
 
     signal = painter.signal * bias_field(shape, pixel_size, center_px, subject.bias)[None]
     snr = subject.snr_gm * (rng.uniform(0.3, 0.45) if reason == "low_snr" else rng.uniform(0.92, 1.08))
-    sigma = abs(float(values[_T["gm"], 0])) / snr
+    sigma = _noise_reference(values, tissue_values is not None) / snr
     if reason == "motion":
         ghosted = motion_ghosting(signal, rng, pixel_size[0], axis=-2, amplitude_mm=rng.uniform(0.4, 0.9))
         images = rician_magnitude_complex(ghosted, sigma, rng)

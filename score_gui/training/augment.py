@@ -61,6 +61,23 @@ class AugmentConfig:
         Amplitude of a smooth (quadratic) log bias field.
     noise : float
         Maximum Rician noise, relative to the mean image intensity (drawn U(0, noise)).
+    gaussian_noise : float
+        Probability that the noise is plain additive Gaussian (phase-corrected real
+        images) instead of Rician.
+    blur : float
+        Maximum Gaussian blur sigma in native pixels, U(0, blur): a lower true resolution
+        than the pixel grid (scanners interpolate, sites filter).
+    banding : float
+        Probability of bSSFP off-resonance banding: dark, slightly curved stripes.
+    channel_collapse : float
+        Probability that every image is replaced by one random positive mix of them: the
+        model then sees a single contrast repeated (how single-contrast scans reach an
+        8-image model, :func:`score_gui.training.transfer.adapt_first_layer`).
+    channel_drop : float
+        Probability that only a random subset of the images is kept, the others replaced
+        by copies of kept ones (fewer distinct inversion times).
+    channel_shuffle : float
+        Probability that the images come in a random order.
     """
 
     rotation_deg: float = 15.0
@@ -74,11 +91,28 @@ class AugmentConfig:
     ti_tilt: float = 0.2
     bias: float = 0.25
     noise: float = 0.06
+    gaussian_noise: float = 0.0
+    blur: float = 0.0
+    banding: float = 0.0
+    channel_collapse: float = 0.0
+    channel_drop: float = 0.0
+    channel_shuffle: float = 0.0
 
     @classmethod
     def none(cls) -> "AugmentConfig":
         """No augmentation at all (evaluation and inference)."""
         return cls(0.0, 1.0, 1.0, 0.0, 5, False, 1.0, 0.0, 0.0, 0.0, 0.0)
+
+    @classmethod
+    def robust(cls) -> "AugmentConfig":
+        """Far beyond the plausible, for models that must work on other sites' scans.
+
+        Rotations to 30 degrees, strong scaling and anisotropy, blur, banding, both
+        noise types, and images dropped, collapsed to one contrast or shuffled.
+        """
+        return cls(rotation_deg=30.0, scaling=1.3, anisotropy=1.2, elastic_px=2.0, gamma=2.0,
+                   ti_shift=1.0, ti_tilt=0.4, bias=0.6, noise=0.15, gaussian_noise=0.3, blur=1.2,
+                   banding=0.15, channel_collapse=0.2, channel_drop=0.15, channel_shuffle=0.1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,12 +207,67 @@ def augment_intensity(images: np.ndarray, rng: np.random.Generator, config: Augm
         gammas = np.array([_log_uniform(rng, config.gamma) for _ in range(n_images)], np.float32)
         out = peak * (out / peak) ** gammas[:, None, None]
     out = out * bias_field(out.shape[1:], rng, config.bias)[None]
+    if config.banding and rng.random() < config.banding:
+        out = out * banding_field(out.shape[1:], rng)[None]
+    if config.blur > 0:
+        sigma = rng.uniform(0, config.blur)
+        if sigma > 0.2:
+            out = np.stack([ndimage.gaussian_filter(img, sigma) for img in out])
     if config.noise > 0:
         sigma = rng.uniform(0, config.noise) * float(out.mean() + 1e-6)
-        real = out + rng.normal(0, sigma, out.shape)
-        imag = rng.normal(0, sigma, out.shape)
-        out = np.sqrt(real * real + imag * imag)
+        if config.gaussian_noise and rng.random() < config.gaussian_noise:
+            out = out + rng.normal(0, sigma, out.shape)
+        else:
+            real = out + rng.normal(0, sigma, out.shape)
+            imag = rng.normal(0, sigma, out.shape)
+            out = np.sqrt(real * real + imag * imag)
     return out.astype(np.float32)
+
+
+def banding_field(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative bSSFP banding: periodic dark stripes along a random, gently curved direction.
+
+    >>> import numpy as np
+    >>> field = banding_field((64, 64), np.random.default_rng(0))
+    >>> bool(field.min() < 0.8), bool(field.max() <= 1.0)
+    (True, True)
+    """
+    y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    angle = rng.uniform(0, np.pi)
+    along = np.cos(angle) * x + np.sin(angle) * y + rng.uniform(-0.3, 0.3) * (x * x + y * y)
+    phase = 2 * np.pi * (along * rng.uniform(0.7, 3.0) + rng.uniform(0, 1))
+    depth = rng.uniform(0.3, 0.9)
+    sharpness = rng.uniform(4.0, 20.0)
+    return (1.0 - depth * np.exp(-sharpness * (1 - np.cos(phase)))).astype(np.float32)
+
+
+def augment_channels(images: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+    """Collapse, drop or shuffle the images ``[T, H, W]`` of a multi-image slice.
+
+    The number of inputs stays ``T`` (the network's first layer is fixed); what changes
+    is how many distinct contrasts arrive and in which order, so that the network cannot
+    rely on one particular inversion image.
+
+    >>> import numpy as np
+    >>> images = np.arange(4, dtype=np.float32)[:, None, None] * np.ones((4, 2, 2), np.float32)
+    >>> out = augment_channels(images, np.random.default_rng(0), AugmentConfig(channel_collapse=1.0))
+    >>> bool(np.allclose(out, out[0]))
+    True
+    """
+    n_images = images.shape[0]
+    if n_images == 1:
+        return images
+    if config.channel_collapse and rng.random() < config.channel_collapse:
+        weights = rng.dirichlet(np.full(n_images, 0.3)).astype(np.float32)
+        mix = np.tensordot(weights, images, axes=1)
+        return np.repeat(mix[None], n_images, axis=0)
+    if config.channel_drop and rng.random() < config.channel_drop:
+        kept = np.sort(rng.choice(n_images, size=int(rng.integers(1, n_images)), replace=False))
+        nearest = kept[np.abs(np.arange(n_images)[:, None] - kept[None, :]).argmin(axis=1)]
+        images = images[nearest]
+    if config.channel_shuffle and rng.random() < config.channel_shuffle:
+        images = images[rng.permutation(n_images)]
+    return images
 
 
 def augment_slice(images: np.ndarray, dseg: np.ndarray, lesion: np.ndarray | None,
@@ -203,7 +292,7 @@ def augment_slice(images: np.ndarray, dseg: np.ndarray, lesion: np.ndarray | Non
     dseg, lesion : ndarray uint8 ``[h, w]`` (lesion None when not given)
     """
     coords = sampling_grid(out_shape, centre, scale, rng, config)
-    source = augment_intensity(images, rng, config)
+    source = augment_channels(augment_intensity(images, rng, config), rng, config)
     if normalise is not None:
         source = normalise(source)
     steps = (scale, scale) if np.isscalar(scale) else tuple(scale)

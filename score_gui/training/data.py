@@ -285,6 +285,23 @@ class SyntheticConfig:
     lesion_enrich: float = 0.0
     """Probability of redrawing (up to 4 times) an MS slice that cuts no lesion, so the
     rare lesion class is seen more often."""
+    random_contrast: float = 0.0
+    """Probability that a slice is rendered with a random signal table
+    (:func:`score_gui.phantom.randomise.random_tissue_values`) instead of the physics."""
+    wide_anatomy: float = 0.0
+    """Probability that the subject's anatomy is redrawn from wide ranges
+    (:func:`score_gui.phantom.randomise.widen_subject`)."""
+    t2star_fraction: float = 0.0
+    """Probability of the phantom's single T2*-weighted contrast, repeated to 8 images."""
+
+    @classmethod
+    def robust(cls, rater: str | None = None, lesion_enrich: float = 0.0) -> "SyntheticConfig":
+        """The randomisation of the default models: pixel sizes 0.3-1.0 mm, anisotropy to
+        25 %, degraded slices 20 %, random contrasts on half of the slices, wide anatomy
+        on 60 %, single T2*-weighted contrast on 10 %."""
+        return cls(pixel_size_mm=(0.3, 1.0), anisotropy=1.25, fov_mm=(40.0, 150.0), degrade_rate=0.2,
+                   rater=rater, lesion_enrich=lesion_enrich, random_contrast=0.5, wide_anatomy=0.6,
+                   t2star_fraction=0.1)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -312,11 +329,15 @@ def _one_synthetic_slice(rng: np.random.Generator, config: SyntheticConfig) -> L
     ratio = config.anisotropy ** rng.uniform(-1, 1)
     pixel = (base * ratio, base / ratio)
     fov = rng.uniform(*config.fov_mm)
-    shape = (int(round(fov / pixel[0])), int(round(fov / pixel[1])))
+    # At most 256 pixels a side: rendering cost grows with the pixel count, and a small
+    # pixel size with a large field of view adds nothing the crop would see.
+    shape = (min(int(round(fov / pixel[0])), 256), min(int(round(fov / pixel[1])), 256))
     degrade = str(rng.choice(DEGRADATIONS)) if rng.random() < config.degrade_rate else "none"
     made = phantom.make_slice(rng, level=level, kind=kind, shape=shape, pixel_size=pixel,
-                              contrast=config.contrast, degrade=degrade)
+                              degrade=degrade, **_randomised(rng, config, kind))
     dseg, lesion = made.dseg, made.lesion
+    if config.contrast == "amira" and made.images.shape[0] == 1:  # T2*w seen by an 8-image model
+        made.images = np.repeat(made.images, 8, axis=0)
     if config.rater:  # "A", or "A,B,C" for a rater drawn per slice
         rater = str(rng.choice(config.rater.split(","))) if "," in config.rater else config.rater
         dseg, lesion = phantom.simulate_rater(dseg, lesion, rater, rng)
@@ -324,6 +345,24 @@ def _one_synthetic_slice(rng: np.random.Generator, config: SyntheticConfig) -> L
                          labelled=frozenset(("canal", "cord", "gm", "horns", "lesion")),
                          pixel_spacing=pixel, subject=f"synthetic-{kind}", stem="synthetic",
                          slice_index=0)
+
+
+def _randomised(rng: np.random.Generator, config: SyntheticConfig, kind: str) -> dict:
+    """``make_slice`` arguments for one slice under ``config``'s randomisation."""
+    from score_gui import phantom
+    from score_gui.phantom.randomise import random_tissue_values, widen_subject
+    if not (config.random_contrast or config.wide_anatomy or config.t2star_fraction):
+        return {"contrast": config.contrast}  # the plain phantom (same random stream as before)
+    subject = phantom.random_subject(rng, kind)
+    if rng.random() < config.wide_anatomy:
+        subject = widen_subject(rng, subject)
+    contrast = config.contrast
+    if contrast == "amira" and rng.random() < config.t2star_fraction:
+        contrast = "t2star"
+    values = None
+    if rng.random() < config.random_contrast:
+        values = random_tissue_values(rng, subject, 8 if contrast == "amira" else 1)
+    return {"subject": subject, "contrast": contrast, "tissue_values": values}
 
 
 @dataclass
