@@ -6,8 +6,9 @@ signal equation, anatomy, texture and noise; never used for training), all from 
 from the training seeds (920000 up), with :func:`score_gui.inference.segment_scan` like
 ``score segment``, and compares with the true labels (:func:`score_gui.metrics.compare_labels`).
 
-Printed per compartment: phantom Dice, variant Dice and variant HD95 (mean over slices;
-lesion Dice over slices with a lesion in truth or prediction), then the ensemble against
+Printed per compartment: phantom Dice, variant Dice, HD95 (mean over slices where both
+masks exist; lesion Dice over slices with a lesion in truth or prediction) and the variant
+slices the ensemble missed entirely (empty prediction, structure present), then the ensemble against
 each of its members on both generators: "ensemble - best member" per compartment, where
 the best member is the one with the highest mean Dice over the compartments.
 
@@ -101,7 +102,9 @@ def pooled_lesion_dice(table: pd.DataFrame, generator: str) -> float:
                  & (table["compartment"] == "lesion")]
     # Dice pooled over voxels from per-slice areas: 2|A and B| = dice * (|A| + |B|).
     total = part["area_pred_mm2"].sum() + part["area_truth_mm2"].sum()
-    return float((part["dice"] * (part["area_pred_mm2"] + part["area_truth_mm2"])).sum() / total) if total else float("nan")
+    if not total:
+        return float("nan")
+    return float((part["dice"] * (part["area_pred_mm2"] + part["area_truth_mm2"])).sum() / total)
 
 
 def report(table: pd.DataFrame, args, seconds: list[float]) -> None:
@@ -111,12 +114,17 @@ def report(table: pd.DataFrame, args, seconds: list[float]) -> None:
     score = table[table["source"] == "score"]
     by = {g: score[score["generator"] == g] for g in GENERATORS}
     print(f"{'compartment':<16} {'phantom Dice':>12} {'variant Dice':>12} {'drop':>7} {'phantom HD95':>12} "
-          f"{'variant HD95':>12}")
+          f"{'variant HD95':>12} {'variant missed':>14}")
     for name in COMPARTMENTS:
         p, v = mean_dice(by["phantom"], name), mean_dice(by["variant"], name)
         hd = {g: np.nanmean(t[t["compartment"] == name]["hd95_mm"]) if (t["compartment"] == name).any()
               else float("nan") for g, t in by.items()}
-        print(f"{name:<16} {p:12.3f} {v:12.3f} {p - v:7.3f} {hd['phantom']:12.2f} {hd['variant']:12.2f}")
+        # HD95 is undefined (NaN, left out of the mean) where the prediction is empty but the
+        # truth is not: count those slices so a low HD95 cannot hide missed slices.
+        rows = by["variant"][by["variant"]["compartment"] == name]
+        present = rows["area_truth_mm2"] > 0
+        missed = f"{int((present & (rows['area_pred_mm2'] == 0)).sum())}/{int(present.sum())}"
+        print(f"{name:<16} {p:12.3f} {v:12.3f} {p - v:7.3f} {hd['phantom']:12.2f} {hd['variant']:12.2f} {missed:>14}")
     for g in GENERATORS:
         print(f"lesion Dice pooled over voxels ({g}): {pooled_lesion_dice(table, g):.3f}")
     print()

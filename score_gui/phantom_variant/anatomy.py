@@ -331,7 +331,10 @@ def _draw_plaque(rng: np.random.Generator, z_center: float) -> Plaque:
     for _ in range(int(rng.integers(2, 5))):
         angle = base + rng.normal(0, 0.2)
         rr = float(np.clip(radial + rng.normal(0, 0.12), 0.25, 0.95))
-        x = side * rr * np.cos(angle) if column != "dorsal" else side * 0.3 * rr * abs(np.cos(angle)) + rng.normal(0, 0.1)
+        if column == "dorsal":  # dorsal columns: close to the midline
+            x = side * 0.3 * rr * abs(np.cos(angle)) + rng.normal(0, 0.1)
+        else:
+            x = side * rr * np.cos(angle)
         blobs.append((float(x), float(rr * np.sin(angle)), float(rng.uniform(0.7, 1.6))))
     return Plaque(z_center=float(z_center), length=float(rng.uniform(7.0, 26.0)), blobs=tuple(blobs))
 
@@ -434,13 +437,14 @@ def _cord_offset(rng: np.random.Generator) -> tuple[tuple[float, float], str]:
 
 
 def _neck(rng: np.random.Generator) -> dict:
-    return {"half_rl": rng.uniform(52, 66), "half_ap": rng.uniform(44, 56), "exponent": rng.uniform(2.1, 2.6),
+    neck = {"half_rl": rng.uniform(52, 66), "half_ap": rng.uniform(44, 56), "exponent": rng.uniform(2.1, 2.6),
             "centre_y": -rng.uniform(6, 14), "fat": rng.uniform(3, 9), "body_rl": rng.uniform(7.5, 10.0),
             "body_ap": rng.uniform(6.5, 8.5), "lamina_angle": rng.uniform(0.45, 0.75),
-            "epidural_fat": rng.uniform(1.0, 3.0), "septa": [(rng.uniform(-35, 35), rng.uniform(12, 35),
-                                                             rng.uniform(0.6, 1.6), rng.uniform(4, 12),
-                                                             rng.uniform(-1, 1)) for _ in range(int(rng.integers(2, 5)))],
-            "disc_every": int(rng.integers(2, 4))}
+            "epidural_fat": rng.uniform(1.0, 3.0)}
+    neck["septa"] = [(rng.uniform(-35, 35), rng.uniform(12, 35), rng.uniform(0.6, 1.6), rng.uniform(4, 12),
+                      rng.uniform(-1, 1)) for _ in range(int(rng.integers(2, 5)))]  # fat between neck muscles
+    neck["disc_every"] = int(rng.integers(2, 4))
+    return neck
 
 
 def _noise(rng: np.random.Generator) -> dict:
