@@ -187,18 +187,86 @@ def _load_label_volume(path: Path, kind: str) -> tuple[_nib.Nifti1Image, np.ndar
         data = data[..., None]
     if data.ndim != 3:
         raise ScoreInputError(path, f"expected a 3D {kind} (X, Y, S), got shape {tuple(data.shape)}")
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise ScoreInputError(path, f"unsupported voxel type {data.dtype} for a {kind}")
     if data.dtype.kind == "f":
         if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
             raise ScoreInputError(path, f"{kind} contains non-integer values")
     return img, data
 
 
-def header_pixel_area(img) -> float:
-    """In-plane pixel area ``pixdim[1] * pixdim[2]`` in mm² (contract section 1)."""
+@dataclass
+class LabelFiles:
+    """A dseg and its lesion map as read and checked by :func:`read_label_files` (file grid X, Y, S)."""
+
+    dseg_path: Path
+    img: _nib.Nifti1Image
+    dseg: np.ndarray
+    lesion_path: Path | None
+    lesion: np.ndarray | None
+    scan_path: Path | None
+
+
+def beside_lesion(dseg_path: str | Path) -> Path | None:
+    """The ``_lesion`` file beside a ``_dseg`` file, when it exists."""
+    dseg_path = Path(dseg_path)
+    candidate = Path(str(dseg_path).replace("_dseg.nii", "_lesion.nii"))
+    return candidate if candidate != dseg_path and candidate.exists() else None
+
+
+def read_label_files(dseg_path: str | Path, lesion_path: str | Path | None = None, *,
+                     find_lesion: bool = True, scan_path: str | Path | None = None,
+                     check_scan: bool = True) -> LabelFiles:
+    """Read a label map and its lesion map from their files, checked as every command checks them.
+
+    The one reading path of ``score areas``, ``score evaluate`` and study tables: voxel type,
+    integer values, values in the table (:func:`score_gui.labels.check_label_values`), the
+    lesion map on the dseg's grid and affine, and both on the scan's grid and affine when the
+    scan is found (beside the labels or in their study). Only headers of the scan are read.
+
+    Parameters
+    ----------
+    dseg_path, lesion_path : path
+        ``lesion_path=None`` with ``find_lesion`` takes the ``_lesion`` file beside the dseg.
+    scan_path : path, optional
+        The scan; default: :func:`find_scan_for_label`.
+    check_scan : bool
+        Compare grid and affine with the scan's header.
+
+    Raises
+    ------
+    ScoreInputError
+        Missing or corrupt files, values outside the table, grid or affine mismatch.
+    """
+    from score_gui.labels import check_label_values
+
+    dseg_path = Path(dseg_path)
+    img, data = _load_label_volume(dseg_path, "label map")
+    check_label_values(dseg_path, data, "label map", slice_axis=2)
+    if lesion_path is None and find_lesion:
+        lesion_path = beside_lesion(dseg_path)
+    lesion = None
+    if lesion_path is not None:
+        lesion_path = Path(lesion_path)
+        lesion_img, lesion = _load_label_volume(lesion_path, "lesion map")
+        if lesion.shape != data.shape:
+            raise ScoreInputError(lesion_path, f"lesion grid {lesion.shape} does not match the "
+                                               f"label map's {data.shape}")
+        if not np.allclose(lesion_img.affine, img.affine, atol=1e-3):
+            raise ScoreInputError(lesion_path, "lesion affine differs from the label map's")
+        check_label_values(lesion_path, lesion, "lesion map", slice_axis=2)
+    scan_path = Path(scan_path) if scan_path else find_scan_for_label(dseg_path)
+    if scan_path is not None and check_scan:
+        _check_scan_grid(scan_path, img, data.shape, dseg_path)
+    return LabelFiles(dseg_path, img, data, lesion_path, lesion, scan_path)
+
+
+def header_pixel_area(img, path: str | Path | None = None) -> float:
+    """In-plane pixel area ``pixdim[1] * pixdim[2]`` in mm² (contract section 1) of ``img`` read from ``path``."""
     pixdim = img.header["pixdim"]
     area = float(pixdim[1]) * float(pixdim[2])
     if not np.isfinite(area) or area <= 0:
-        raise ScoreInputError(getattr(img, "get_filename", lambda: None)(),
+        raise ScoreInputError(path or img.get_filename(),
                               f"invalid pixel size {tuple(float(p) for p in pixdim[1:3])} in the header")
     return abs(area)
 
@@ -263,35 +331,17 @@ def label_file_areas(dseg_path: str | Path, lesion_path: str | Path | None = Non
     """
     from score_gui.labels import read_sidecar_labels
 
-    dseg_path = Path(dseg_path)
-    img, data = _load_label_volume(dseg_path, "label map")
-    if data.size and (data.min() < 0 or data.max() > 6):
-        raise ScoreInputError(dseg_path, f"label values outside the table 0-6 (max {data.max()})")
-    if lesion_path is None and find_lesion:
-        candidate = Path(str(dseg_path).replace("_dseg.nii", "_lesion.nii"))
-        lesion_path = candidate if candidate != dseg_path and candidate.exists() else None
-    lesion = None
-    if lesion_path is not None:
-        lesion_img, lesion = _load_label_volume(Path(lesion_path), "lesion map")
-        if lesion.shape != data.shape:
-            raise ScoreInputError(lesion_path, f"lesion grid {lesion.shape} does not match the "
-                                               f"label map's {data.shape}")
-        if not np.allclose(lesion_img.affine, img.affine, atol=1e-3):
-            raise ScoreInputError(lesion_path, "lesion affine differs from the label map's")
-        if lesion.size and (lesion.min() < 0 or lesion.max() > 1):
-            raise ScoreInputError(lesion_path, "lesion map values must be 0 or 1")
-    names = parse_label_name(dseg_path)
-    scan_path = Path(scan_path) if scan_path else find_scan_for_label(dseg_path, names.stem)
-    if scan_path is not None and check_scan:
-        _check_scan_grid(scan_path, img, data.shape, dseg_path)
-    labelled = read_sidecar_labels(dseg_path)
+    files = read_label_files(dseg_path, lesion_path, find_lesion=find_lesion, scan_path=scan_path,
+                             check_scan=check_scan)
+    names = parse_label_name(files.dseg_path)
+    labelled = read_sidecar_labels(files.dseg_path)
     labelled = set(labelled) if labelled is not None else None
     # Areas need counts only, so the file grid (X, Y, S) -> (S, X, Y) without reorientation.
-    dseg = np.moveaxis(data.astype(np.uint8, copy=False), 2, 0)
-    lesion_sxy = None if lesion is None else np.moveaxis(lesion.astype(np.uint8, copy=False), 2, 0)
-    return areas_table(dseg, lesion_sxy, header_pixel_area(img), subject=names.subject,
+    dseg = np.moveaxis(files.dseg.astype(np.uint8, copy=False), 2, 0)
+    lesion = None if files.lesion is None else np.moveaxis(files.lesion.astype(np.uint8, copy=False), 2, 0)
+    return areas_table(dseg, lesion, header_pixel_area(files.img, files.dseg_path), subject=names.subject,
                        session=names.session, scan=names.stem, source=names.source,
-                       levels=_scan_levels(scan_path, dseg.shape[0]), labelled=labelled, qc=qc)
+                       levels=_scan_levels(files.scan_path, dseg.shape[0]), labelled=labelled, qc=qc)
 
 
 def _check_scan_grid(scan_path: Path, img, shape: tuple, label_path: Path) -> None:
@@ -389,18 +439,27 @@ def study_label_files(study, sources: Iterable[str] | None = None) -> list[tuple
     return pairs
 
 
-def _areas_of_one(args) -> pd.DataFrame:
+def _areas_of_one(args) -> tuple[pd.DataFrame | None, tuple[str | None, str] | None]:
+    """One label map's table, or its bad-input error as ``(path, problem)`` (picklable from a pool)."""
     dseg_path, scan_path, qc_map = args
-    return label_file_areas(dseg_path, qc=qc_map, scan_path=scan_path)
+    try:
+        return label_file_areas(dseg_path, qc=qc_map, scan_path=scan_path), None
+    except ScoreInputError as exc:
+        return None, (exc.path, exc.problem)
 
 
 def study_areas_job(study, sources: Iterable[str] | None = None, qc: QcDecisions | None = None,
-                    workers: int | None = None) -> Generator[Progress, None, pd.DataFrame]:
+                    workers: int | None = None, errors: dict[str, str] | None = None,
+                    ) -> Generator[Progress, None, pd.DataFrame]:
     """Areas of every label map in a study (score, raters, consensus, ...), QC applied.
 
     A generator yielding one :class:`Progress` per label map and returning the table.
     ``workers`` > 1 reads files in a process pool (reading and decompressing the label
     maps is the cost; the default picks ``min(4, cpu count)`` for large studies).
+
+    Without ``errors`` the first bad file stops the job (:class:`ScoreInputError`). With a
+    dict, a bad file's error is put there (``{dseg path: message}``) and the table holds
+    the label maps that could be read: a cohort run reports the bad ones and keeps the rest.
     """
     import time
 
@@ -418,23 +477,33 @@ def study_areas_job(study, sources: Iterable[str] | None = None, qc: QcDecisions
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for done, table in enumerate(pool.map(_areas_of_one, jobs, chunksize=16), start=1):
-                tables.append(table)
-                yield Progress(done, len(jobs), table["scan"].iat[0] if len(table) else "", started)
+            outcomes = pool.map(_areas_of_one, jobs, chunksize=16)
+            for done, (job, (table, error)) in enumerate(zip(jobs, outcomes), start=1):
+                _keep(tables, errors, job[0], table, error)
+                yield Progress(done, len(jobs), job[0].name, started)
     else:
         for done, job in enumerate(jobs, start=1):
-            tables.append(_areas_of_one(job))
+            _keep(tables, errors, job[0], *_areas_of_one(job))
             yield Progress(done, len(jobs), f"{job[0].name}", started)
     if not tables:
         return pd.DataFrame(columns=COLUMNS)
     return pd.concat(tables, ignore_index=True)[COLUMNS]
 
 
-def study_areas(study, sources=None, qc=None, workers=None) -> pd.DataFrame:
+def _keep(tables: list, errors: dict | None, dseg_path: Path, table, error) -> None:
+    if error is None:
+        tables.append(table)
+    elif errors is None:
+        raise ScoreInputError(*error)
+    else:
+        errors[str(dseg_path)] = str(ScoreInputError(*error))
+
+
+def study_areas(study, sources=None, qc=None, workers=None, errors=None) -> pd.DataFrame:
     """:func:`study_areas_job` run to the end, silently."""
     from score_gui.progress import drain
 
-    return drain(study_areas_job(study, sources, qc, workers))
+    return drain(study_areas_job(study, sources, qc, workers, errors))
 
 
 def write_areas_table(table: pd.DataFrame, path: str | Path) -> Path:

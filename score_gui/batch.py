@@ -37,12 +37,23 @@ class BatchResult:
     segmented: dict[str, dict] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    bad_input: set[str] = field(default_factory=set)
+    """Stems in ``failed`` whose scan (or sidecar) was bad input rather than an unexpected error."""
+    areas_failed: dict[str, str] = field(default_factory=dict)
+    """Label maps left out of the study's areas table: ``{file: error}`` (always bad input)."""
     areas_path: Path | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.areas_failed
+
+    @property
+    def exit_code(self) -> int:
+        """0 all went well, 2 some input was bad (contract), 1 only unexpected errors."""
+        if self.ok:
+            return 0
+        return 2 if self.bad_input or self.areas_failed else 1
 
 
 def segment_one(scan_path: str, out_dir: str, models: str, device: str = "cpu") -> dict:
@@ -67,7 +78,8 @@ def segment_one(scan_path: str, out_dir: str, models: str, device: str = "cpu") 
         written = {k: str(v) for k, v in outputs[0].items() if k != "timing"}
         return {"scan": scan_path, "written": written, "seconds": time.monotonic() - started}
     except ScoreInputError as exc:
-        return {"scan": scan_path, "error": str(exc), "seconds": time.monotonic() - started}
+        return {"scan": scan_path, "error": str(exc), "bad_input": True,
+                "seconds": time.monotonic() - started}
     except Exception as exc:  # noqa: BLE001 - one bad scan must not stop the cohort
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" at {Path(last.filename).name}:{last.lineno}" if last else ""
@@ -84,8 +96,9 @@ def make_client(scheduler: str | None = None, workers: int | None = None, proces
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
+        address = check_scheduler_address(scheduler)
         try:
-            return Client(scheduler, timeout="20s")
+            return Client(address, timeout="20s")
         except (OSError, TimeoutError) as exc:
             raise ScoreInputError(scheduler, f"cannot reach the Dask scheduler ({exc})") from None
     n_workers = workers or max(1, min(os.cpu_count() or 1, 4))
@@ -94,6 +107,61 @@ def make_client(scheduler: str | None = None, workers: int | None = None, proces
                            env={"SCORE_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
                            if processes else None)
     return Client(cluster)
+
+
+_HOST_PORT_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+def check_scheduler_address(address: str) -> str:
+    """The scheduler address in full (``host:port`` means ``tcp://host:port``), or bad input.
+
+    Checked before a study is touched: a malformed address otherwise ends as a
+    ``ValueError`` from deep inside Dask.
+
+    Examples
+    --------
+    >>> check_scheduler_address("localhost:8786")
+    'tcp://localhost:8786'
+    >>> check_scheduler_address("tcp://cluster:port")
+    Traceback (most recent call last):
+    ...
+    score_gui.errors.ScoreInputError: tcp://cluster:port: not a Dask scheduler address (port 'port' is not a number 1-65535); e.g. tcp://host:8786
+    """
+    from distributed.comm.registry import backends
+
+    text = str(address).strip()
+    full = text if "://" in text else f"tcp://{text}"
+    scheme, _, location = full.partition("://")
+
+    def bad(why: str) -> ScoreInputError:
+        return ScoreInputError(address, f"not a Dask scheduler address ({why}); e.g. tcp://host:8786")
+
+    if scheme not in backends:
+        raise bad(f"unknown protocol {scheme!r}; one of {', '.join(sorted(backends))}")
+    if scheme in _HOST_PORT_SCHEMES:
+        host, sep, port = location.rpartition(":")
+        if not sep or not host.strip("[]"):
+            raise bad("host:port expected")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise bad(f"port {port!r} is not a number 1-65535")
+    elif not location:
+        raise bad("nothing after the protocol")
+    return full
+
+
+def check_batch_inputs(scheduler: str | None, models: str, device: str) -> str:
+    """Device, models and scheduler address checked once, before any work; returns the model folder.
+
+    Inside the workers each of these would fail once per scan, after the cluster started.
+    Loading the ensemble here also proves every checkpoint readable on ``device``.
+    """
+    from score_gui.inference import Ensemble, pick_device, resolve_models
+
+    if scheduler:
+        check_scheduler_address(scheduler)
+    pick_device(device)
+    Ensemble.load(models, device)
+    return str(resolve_models(models))
 
 
 def batch_job(study_root, scheduler: str | None = None, workers: int | None = None,
@@ -121,14 +189,13 @@ def batch_job(study_root, scheduler: str | None = None, workers: int | None = No
     from dask.distributed import as_completed
 
     from score_gui.areas import read_qc, study_areas, write_areas_table
-    from score_gui.inference import resolve_models
     from score_gui.study import Study
 
     started = time.monotonic()
     study = Study.open(study_root)
     if not study.scans:
         raise ScoreInputError(study.root, "no scans found in the study (sub-*/[ses-*/]anat/*.nii.gz)")
-    model_dir = str(resolve_models(models))
+    model_dir = check_batch_inputs(scheduler, models, device)
     result = BatchResult()
     todo = []
     for entry in study.scans:
@@ -157,6 +224,8 @@ def batch_job(study_root, scheduler: str | None = None, workers: int | None = No
                 stem = Path(outcome["scan"]).name.split(".nii")[0]
                 if "error" in outcome:
                     result.failed[stem] = outcome["error"]
+                    if outcome.get("bad_input"):
+                        result.bad_input.add(stem)
                     yield progress(f"{stem} FAILED: {outcome['error']}")
                 else:
                     result.segmented[stem] = outcome
@@ -168,7 +237,8 @@ def batch_job(study_root, scheduler: str | None = None, workers: int | None = No
                 if cluster is not None:
                     cluster.close()
     qc = read_qc(study.qc_dir) if study.qc_dir.exists() else None
-    table = study_areas(study, qc=qc)
+    # One rule for every bad file: report it, keep the rest (a bad sidecar must not cost the table).
+    table = study_areas(study, qc=qc, errors=result.areas_failed)
     if len(table):
         result.areas_path = write_areas_table(table, study.areas_csv)
     result.seconds = time.monotonic() - started

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from os import PathLike
 
 
@@ -27,6 +29,33 @@ class ScoreInputError(ValueError):
         self.path = None if path is None else str(path)
         self.problem = " ".join(str(problem).split())  # always one line
         super().__init__(self.problem if self.path is None else f"{self.path}: {self.problem}")
+
+
+def missing_problem(path: str | PathLike, what: str = "file") -> str:
+    """Why ``path`` cannot be found, for a :class:`ScoreInputError`: missing, a link loop or a broken link.
+
+    ``Path.exists()`` is False for all three; only the first is "not found" to the user.
+
+    Examples
+    --------
+    >>> missing_problem("/no/such/scan.nii.gz")
+    'file not found'
+    >>> import os, tempfile
+    >>> loop = os.path.join(tempfile.mkdtemp(), "loop.nii.gz")
+    >>> os.symlink(loop, loop)
+    >>> missing_problem(loop)
+    'symbolic link loop (the link leads back to itself)'
+    """
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        if os.path.islink(path):
+            return f"broken symbolic link (points to {os.readlink(path)}, which does not exist)"
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f"cannot reach the {what} ({exc.strerror or exc})"
+    return f"{what} not found"
 
 
 class CancelledError(RuntimeError):

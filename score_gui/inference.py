@@ -46,11 +46,10 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from score_gui.areas import areas_table, write_areas_csv
 from score_gui.atomic import atomic_path, write_text_atomic
 from score_gui.consensus import disagreement_map, majority_vote
 from score_gui.errors import ScoreInputError
-from score_gui.labels import LabelMap, write_labels
+from score_gui.labels import LabelMap
 from score_gui.mdgru.checkpoint import (DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, check_fits_scan,
                                         head_specs, load_model, save_model)
 from score_gui.mdgru.heads import DEFAULT_TASK, LOCALISER_TASK, TaskConfig, labels_from_probabilities
@@ -442,22 +441,10 @@ def write_disagreement(scan: Scan, disagreement: np.ndarray, out_dir) -> Path:
 
 def write_result(scan: Scan, result: SegmentationResult, out_dir, members: bool = False,
                  disagreement: bool = False) -> dict[str, Path]:
-    """Write the contract's files for one scan; returns ``{kind: path}``."""
-    out_dir = Path(out_dir)
-    written = {f"score_{k}": v for k, v in write_labels(scan, result.consensus, out_dir, "score").items()}
-    table = areas_table(result.consensus.dseg, result.consensus.lesion, scan.pixel_area_mm2,
-                        subject=scan.subject or "", session=scan.session or "", scan=scan.stem,
-                        source="score", levels=scan.levels, labelled=result.consensus.labelled)
-    areas_path = out_dir / f"{scan.stem}_areas.csv"
-    write_areas_csv(table, areas_path)
-    written["areas"] = areas_path
-    if members:
-        for label_map in result.members.values():
-            for kind, path in write_labels(scan, label_map, out_dir, label_map.who).items():
-                written[f"{label_map.who}_{kind}"] = path
-    if disagreement:
-        written["disagreement"] = write_disagreement(scan, result.disagreement, out_dir)
-    return written
+    """Write one scan's files as a set; moved to :func:`score_gui.outputs.write_result`."""
+    from score_gui.outputs import write_result as write_set
+
+    return write_set(scan, result, out_dir, members=members, disagreement=disagreement)
 
 
 def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "default", device: str = "cpu",
@@ -467,13 +454,21 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
     Also ``<stem>_desc-model<NAME>_dseg/lesion.nii.gz`` per member (``members``) and
     ``<stem>_desc-score_disagreement.nii.gz`` (``disagreement``). Every scan is read and
     checked against the models before anything is computed, so a bad file stops the run
-    before any output is written. Returns one ``{kind: path}`` per scan (plus ``timing``).
+    before any output is written. Two scans with the same file name are refused (their
+    outputs would share names). Each scan's files replace its previous result as one set
+    (:func:`score_gui.outputs.write_result`); an interrupted earlier run in ``out_dir`` is
+    finished or cleaned first. Returns one ``{kind: path}`` per scan (plus ``timing``).
     """
+    from score_gui.outputs import check_distinct_names, check_result_targets, write_result as write_set
+
     started = time.monotonic()
+    check_distinct_names(paths)
     scans = [read_scan(p) for p in paths]
+
     ensemble = models if isinstance(models, Ensemble) else Ensemble.load(models, device)
     for scan in scans:
         ensemble.check_fits(scan)
+    check_result_targets(out_dir, [scan.stem for scan in scans])
     total = sum(s.n_slices for s in scans) * len(ensemble.members)
     done, outputs = 0, []
     for scan in scans:
@@ -485,6 +480,6 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
         except StopIteration as stop:
             result = stop.value
         done += scan.n_slices * len(ensemble.members)
-        written = write_result(scan, result, out_dir, members=members, disagreement=disagreement)
+        written = write_set(scan, result, out_dir, members=members, disagreement=disagreement, inputs=paths)
         outputs.append({**written, "timing": result.timing})
     return outputs

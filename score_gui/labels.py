@@ -276,6 +276,42 @@ def _label_volume(path: Path, scan: Scan, kind: str) -> np.ndarray:
     return scan.to_display_grid(data)
 
 
+def check_label_values(path: str | Path, data: np.ndarray, kind: str = "label map",
+                       slice_axis: int = 0) -> None:
+    """Refuse values outside the table: 0-6 for a label map, 0-1 for a lesion map.
+
+    The one value check of every command that reads labels (areas, evaluate, the GUI's
+    reader), so each says the same: which values, how many voxels and the first slice.
+
+    Parameters
+    ----------
+    path : path
+        The file, named in the error.
+    data : ndarray
+        Its integer-valued voxels.
+    kind : {"label map", "lesion map"}
+    slice_axis : int
+        The slice axis of ``data`` (0 on the display grid, 2 on the file grid).
+
+    Examples
+    --------
+    >>> check_label_values("a_dseg.nii.gz", np.array([[[0, -3]]]))
+    Traceback (most recent call last):
+    ...
+    score_gui.errors.ScoreInputError: a_dseg.nii.gz: label values [-3] outside the table 0-6 (1 voxels, first on slice 0)
+    """
+    top = 1 if kind == "lesion map" else GRAY_COMMISSURE
+    outside = (data < 0) | (data > top)
+    if not outside.any():
+        return
+    bad = np.unique(data[outside]).astype(int).tolist()
+    per_slice = np.moveaxis(outside, slice_axis, 0).reshape(outside.shape[slice_axis], -1).any(1)
+    where = f"({int(outside.sum())} voxels, first on slice {int(np.flatnonzero(per_slice)[0])})"
+    if kind == "lesion map":
+        raise ScoreInputError(path, f"lesion map values {bad[:5]} must be 0 or 1 {where}")
+    raise ScoreInputError(path, f"label values {bad[:5]} outside the table 0-{top} {where}")
+
+
 def read_labels(dseg_file: str | Path, scan: Scan, lesion_file: str | Path | None = None) -> LabelMap:
     """Read a dseg (and lesion map) on ``scan``'s grid, checking grid, affine and values.
 
@@ -283,12 +319,7 @@ def read_labels(dseg_file: str | Path, scan: Scan, lesion_file: str | Path | Non
     """
     dseg_file = Path(dseg_file)
     data = _label_volume(dseg_file, scan, "label map")
-    outside_table = (data < 0) | (data > GRAY_COMMISSURE)
-    if outside_table.any():
-        bad = np.unique(data[outside_table]).astype(int).tolist()
-        first_slice = int(np.flatnonzero(outside_table.reshape(outside_table.shape[0], -1).any(1))[0])
-        raise ScoreInputError(dseg_file, f"label values {bad[:5]} outside the table 0-6 "
-                                         f"({int(outside_table.sum())} voxels, first on slice {first_slice})")
+    check_label_values(dseg_file, data)
     dseg = data.astype(np.uint8)
     if lesion_file is None:
         candidate = Path(str(dseg_file).replace("_dseg.nii", "_lesion.nii"))
@@ -296,8 +327,7 @@ def read_labels(dseg_file: str | Path, scan: Scan, lesion_file: str | Path | Non
     lesion = None
     if lesion_file is not None:
         lesion_data = _label_volume(Path(lesion_file), scan, "lesion map")
-        if lesion_data.min() < 0 or lesion_data.max() > 1:
-            raise ScoreInputError(lesion_file, "lesion map values must be 0 or 1")
+        check_label_values(lesion_file, lesion_data, "lesion map")
         lesion = lesion_data.astype(np.uint8)
     meta = read_sidecar_labels(dseg_file)
     labelled = set(meta) if meta is not None else set(LABELLED_STRUCTURE_KEYS) - (

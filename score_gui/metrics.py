@@ -182,39 +182,24 @@ def read_label_pair(pred_path, truth_path, pred_lesion=None, truth_lesion=None):
 
     Returns ``(pred_dseg, truth_dseg, pred_lesion, truth_lesion, spacing, labelled)`` with
     volumes as ``[S, X, Y]`` (file grid, slices first) and ``spacing`` = (pixdim[1], pixdim[2]).
-    Lesion maps are taken from beside the dseg files when not given.
+    Lesion maps are taken from beside the dseg files when not given. Each pair of files is
+    read and checked as ``score areas`` reads them (:func:`score_gui.areas.read_label_files`:
+    values, lesion grid and affine, the scan's grid and affine); then pred against truth.
     """
-    from pathlib import Path
-
-    from score_gui.areas import _load_label_volume
+    from score_gui.areas import read_label_files
     from score_gui.errors import ScoreInputError
     from score_gui.labels import read_sidecar_labels
 
-    def lesion_for(dseg_path, given):
-        if given is not None:
-            return Path(given)
-        candidate = Path(str(dseg_path).replace("_dseg.nii", "_lesion.nii"))
-        return candidate if candidate != Path(dseg_path) and candidate.exists() else None
-
-    pred_img, pred = _load_label_volume(Path(pred_path), "label map")
-    truth_img, truth = _load_label_volume(Path(truth_path), "label map")
-    for path, data in ((pred_path, pred), (truth_path, truth)):
-        if data.size and (data.min() < 0 or data.max() > 6):
-            raise ScoreInputError(path, "label values outside the table 0-6")
+    pred_files = read_label_files(pred_path, pred_lesion)
+    truth_files = read_label_files(truth_path, truth_lesion)
+    pred, truth = pred_files.dseg, truth_files.dseg
+    truth_img = truth_files.img
     if pred.shape != truth.shape:
         raise ScoreInputError(pred_path, f"grid {pred.shape} does not match the truth's {truth.shape}")
-    if not np.allclose(pred_img.affine, truth_img.affine, atol=1e-3):
+    if not np.allclose(pred_files.img.affine, truth_img.affine, atol=1e-3):
         raise ScoreInputError(pred_path, "affine differs from the truth's (another grid)")
-    lesions = []
-    for dseg_path, given in ((pred_path, pred_lesion), (truth_path, truth_lesion)):
-        path = lesion_for(dseg_path, given)
-        if path is None:
-            lesions.append(None)
-            continue
-        img, data = _load_label_volume(path, "lesion map")
-        if data.shape != truth.shape:
-            raise ScoreInputError(path, f"lesion grid {data.shape} does not match {truth.shape}")
-        lesions.append(np.moveaxis(data > 0, 2, 0))
+    lesions = [None if files.lesion is None else np.moveaxis(files.lesion > 0, 2, 0)
+               for files in (pred_files, truth_files)]
     labelled = {"canal", "cord", "gm", "horns", "lesion"}
     for path in (pred_path, truth_path):
         meta = read_sidecar_labels(path)

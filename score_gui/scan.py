@@ -34,7 +34,7 @@ import nibabel as nib
 import numpy as np
 
 from score_gui.atomic import atomic_path
-from score_gui.errors import ScoreInputError
+from score_gui.errors import ScoreInputError, missing_problem
 
 AMIRA_INVERSION_TIMES = (97.1, 158.7, 220.2, 281.8, 343.3, 404.9, 466.5, 528.0)
 """Effective inversion times in ms of the SCORE protocol (Tsagkas et al. 2023)."""
@@ -307,7 +307,7 @@ def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """
     path = Path(path)
     if not path.exists():
-        raise ScoreInputError(path, "file not found")
+        raise ScoreInputError(path, missing_problem(path))
     if path.is_dir():
         raise ScoreInputError(path, "is a folder, expected a NIfTI file (.nii or .nii.gz)")
     try:
@@ -320,6 +320,7 @@ def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         img = _load_header(path)
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ScoreInputError(path, f"not a NIfTI file (read as {type(img).__name__})")
+    _check_pixel_size(path, img)
     shape = tuple(int(n) for n in img.shape)
     if any(n == 0 for n in shape):
         raise ScoreInputError(path, f"axis {shape.index(0)} has size 0 (shape {shape})")
@@ -331,6 +332,34 @@ def load_nifti(path: str | Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for damaged data
         raise ScoreInputError(path, f"truncated or unreadable image data ({exc})") from None
     return img, data
+
+
+def _raw_header_bytes(path: Path, img) -> bytes:
+    raw = getattr(img, "_score_head", None)
+    if raw is None:
+        with open(path, "rb") as handle:
+            raw = handle.read(540)
+    return raw
+
+
+def _check_pixel_size(path: Path, img) -> None:
+    """Refuse an in-plane pixel size that is zero, negative, NaN or infinite in the file.
+
+    nibabel silently "fixes" a zero pixdim to 1 mm and a negative one to its absolute value
+    when it loads a header, so areas would come out in pixel counts labelled mm². The check
+    reads the header again without nibabel's fixes.
+    """
+    header_class = type(img.header)
+    raw = _raw_header_bytes(path, img)[:header_class.template_dtype.itemsize]
+    try:
+        pixdim = header_class(binaryblock=raw, check=False)["pixdim"][1:3]
+    except Exception as exc:  # noqa: BLE001 - nibabel read the same bytes a moment ago
+        raise ScoreInputError(path, f"cannot read NIfTI header ({exc})") from None
+    sizes = tuple(float(p) for p in pixdim)
+    if not all(np.isfinite(sizes)) or min(sizes) <= 0:
+        shown = " x ".join(f"{s:g}" for s in sizes)
+        raise ScoreInputError(path, f"invalid pixel size {shown} mm in the header (pixdim[1], pixdim[2] "
+                                    "must be finite and positive)")
 
 
 @contextlib.contextmanager
@@ -379,6 +408,7 @@ def _load_gzipped(path: Path):
     except Exception as exc:  # noqa: BLE001 - HeaderDataError, struct errors, ...
         raise ScoreInputError(path, f"cannot read NIfTI header ({exc})") from None
     img._score_raw_size = len(raw)  # for the size check: the exact decompressed length
+    img._score_head = raw[:540]  # the header as written, for checks nibabel's fix-ups would hide
     return img
 
 

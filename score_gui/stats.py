@@ -99,6 +99,39 @@ def read_covariates(path: str | Path) -> pd.DataFrame:
     return _with_subject_column(read_table(path), path)
 
 
+def check_numeric_covariate(covariates: pd.DataFrame, name: str, path: str | Path | None = None) -> None:
+    """Refuse a covariate to normalise by that is missing or holds text where numbers belong.
+
+    Empty cells are allowed (those subjects are left out of the normalisation); a cell that
+    is not a number (``1500 ml``, ``n/a?``) would silently drop its subject, so it is an error.
+
+    Raises
+    ------
+    ScoreInputError
+        Naming ``path``, the column, and the first offending subject and value.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"subject": ["01", "02"], "TIV": ["1500", "big"]})
+    >>> check_numeric_covariate(table, "TIV", "cov.csv")
+    Traceback (most recent call last):
+    ...
+    score_gui.errors.ScoreInputError: cov.csv: column 'TIV' must hold numbers; subject 02 has 'big'
+    """
+    if name not in covariates:
+        others = ", ".join(c for c in covariates.columns if c not in ("subject", "participant_id"))
+        raise ScoreInputError(path, f"covariate {name!r} not in the covariates table (has {others})")
+    given = covariates[name].notna() & (covariates[name].astype(str).str.strip() != "")
+    numbers = pd.to_numeric(covariates[name], errors="coerce")
+    bad = given & ~np.isfinite(numbers.astype(float))
+    if bad.any():
+        first = covariates[bad].iloc[0]
+        raise ScoreInputError(path, f"column {name!r} must hold numbers; subject {first['subject']} "
+                                    f"has {str(first[name])!r}")
+    if not given.any():
+        raise ScoreInputError(path, f"column {name!r} is empty")
+
+
 def long_areas(table: pd.DataFrame, compartments=MAIN_COMPARTMENTS, source: str | None = "score",
                groups: dict[str, str] | None = None) -> pd.DataFrame:
     """Passed slices of one source in long form: one row per slice and compartment.

@@ -9,9 +9,12 @@ neither prints a traceback unless ``SCORE_DEBUG=1``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from score_gui import __version__
@@ -47,13 +50,39 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Treat SIGTERM (``kill``, job schedulers, closing a session) like Ctrl+C.
+
+    Python ends at SIGTERM without unwinding, so temporary files and half-written result
+    sets would stay behind; raised as KeyboardInterrupt, the same clean-up runs as for
+    Ctrl+C, and the exit code is the same (130).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set in the main thread
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``score``; returns the exit code."""
+    """Entry point of ``score``; returns the exit code (2 for a bad argument, as for bad input)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad argument already printed on one line
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
     warnings.showwarning = _show_warning
     try:
-        return int(args.func(args) or 0)
+        with _terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except ScoreInputError as exc:
         if os.environ.get("SCORE_DEBUG"):
             raise

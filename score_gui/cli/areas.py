@@ -15,7 +15,9 @@ from pathlib import Path
 
 from score_gui.areas import (label_file_areas, parse_label_name, read_qc, study_areas_job,
                              write_areas_table)
+from score_gui.cli._args import workers
 from score_gui.errors import ScoreInputError
+from score_gui.outputs import FORCE_HELP
 from score_gui.progress import run_with_progress
 
 
@@ -28,13 +30,20 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--lesion", type=Path, help="lesion map (default: the _lesion file beside the dseg)")
     parser.add_argument("--qc", type=Path, help="QC decisions: score qc export's TSV or a study's QC log")
     parser.add_argument("--sources", help="comma-separated label sources for --study (default: all)")
-    parser.add_argument("--workers", type=int, default=None, help="processes reading files (--study)")
+    parser.add_argument("--workers", type=workers, default=None, help="processes reading files (--study)")
     parser.add_argument("-o", "--output", type=Path,
                         help="areas.csv or areas.xlsx (default for --study: derivatives/score/areas.csv)")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from score_gui.filesets import recover_folders_of
+    from score_gui.outputs import guard_output
+
+    if args.output is not None:
+        guard_output(args.output, inputs=(args.dseg, args.lesion, args.qc), force=args.force)
+    recover_folders_of([args.dseg, args.lesion])  # a segment run killed while writing: make it whole
     qc = read_qc(args.qc) if args.qc else None
     if args.dseg is not None:
         if args.output is None:

@@ -15,7 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from score_gui.atomic import ensure_writable_dir
+from score_gui.cli._args import float_range, int_range, seed
 from score_gui.errors import ScoreInputError
+
+MAX_SLICES = 64
+"""A demo scan is for trying things out: AMIRA covers C2-C5 in far fewer slices."""
 
 
 def add_parser(subparsers) -> None:
@@ -27,16 +31,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("outdir", type=Path, help="output folder (created if needed)")
     parser.add_argument("--kind", choices=("hc", "ms"), default="ms",
                         help="healthy control or MS patient with lesions (default: ms)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    parser.add_argument("--slices", type=int, default=12, help="number of slices (default: 12)")
+    parser.add_argument("--seed", type=seed, default=1, help="random seed (default: 1)")
+    parser.add_argument("--slices", type=int_range(1, MAX_SLICES), default=12,
+                        help=f"number of slices, 1-{MAX_SLICES} (default: 12)")
     parser.add_argument("--study", action="store_true",
                         help="write a whole study: 3 HC (2 sessions) + 3 MS, raters A, B, C")
     parser.add_argument("--contrast", choices=("amira", "t2star"), default="amira",
                         help="AMIRA (8 images) or a single T2*-weighted image")
-    parser.add_argument("--pixel-size", type=float, default=0.67, metavar="MM",
-                        help="in-plane pixel size in mm (default: 0.67)")
-    parser.add_argument("--shape", type=int, nargs=2, default=[192, 192], metavar=("H", "W"),
-                        help="image rows and columns (default: 192 192)")
+    parser.add_argument("--pixel-size", type=float_range(0.2, 2.0), default=0.67, metavar="MM",
+                        help="in-plane pixel size in mm, 0.2-2.0 (default: 0.67)")
+    parser.add_argument("--shape", type=int_range(32, 1024), nargs=2, default=[192, 192], metavar=("H", "W"),
+                        help="image rows and columns, 32-1024 each (default: 192 192)")
     parser.set_defaults(func=run)
 
 

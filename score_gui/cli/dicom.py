@@ -32,12 +32,19 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from score_gui.atomic import keep_previous_version
     from score_gui.dicom import import_dicom_folder_job
-    from score_gui.scan import read_scan
+    from score_gui.outputs import guard_output
+    from score_gui.scan import read_scan, sidecar_path
 
+    if args.output.is_dir():  # --force replaces a scan file, never a folder
+        raise ScoreInputError(args.output, "is a folder; give the scan file to write, e.g. OUT.nii.gz")
     if args.output.exists() and not args.force:
         raise ScoreInputError(args.output, "exists already; use --force to replace it")
+    if not args.force:
+        guard_output(args.output, kind="scan")  # e.g. a label map's name: never a scan to write
     if args.output.exists():
         keep_previous_version(args.output)
+    # The sidecar holds the inversion times the scan is read with: its old version is kept too.
+    keep_previous_version(sidecar_path(args.output))
     job = import_dicom_folder_job(args.folder, args.output, args.subject, args.session)
     # A progress bar only for a person watching: scripts and logs get the one-line result or error.
     out = run_with_progress(job) if sys.stderr.isatty() else drain(job)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from score_gui.cli._args import non_negative_int
 from score_gui.errors import ScoreInputError
+from score_gui.outputs import FORCE_HELP, guard_output
 
 
 def add_parser(subparsers) -> None:
@@ -27,7 +29,7 @@ def add_parser(subparsers) -> None:
     set_ = actions.add_parser("set", help="record a decision on one slice")
     set_.add_argument("study", type=Path)
     set_.add_argument("--scan", required=True, help="scan stem, e.g. sub-01_ses-1_amira")
-    set_.add_argument("--slice", required=True, type=int, help="0-based slice number")
+    set_.add_argument("--slice", required=True, type=non_negative_int, help="0-based slice number")
     set_.add_argument("--status", required=True, help="pass or fail")
     set_.add_argument("--reason", default="", help="required for fail: image_artifact, "
                       "posterior_arch_contact, lesion_misclassified, poor_image_quality, "
@@ -46,11 +48,13 @@ def add_parser(subparsers) -> None:
     export = actions.add_parser("export", help="the decision in force per slice, as TSV")
     export.add_argument("study", type=Path)
     export.add_argument("-o", "--output", required=True, type=Path)
+    export.add_argument("--force", action="store_true", help=FORCE_HELP)
     export.set_defaults(func=run_export)
 
     report = actions.add_parser("report", help="self-contained HTML report of a study")
     report.add_argument("study", type=Path)
     report.add_argument("-o", "--output", required=True, type=Path)
+    report.add_argument("--force", action="store_true", help=FORCE_HELP)
     report.add_argument("--source", default="score")
     report.add_argument("--average", default="6-8", choices=("6-8", "1-5", "all"))
     report.add_argument("--flagged-only", action="store_true",
@@ -62,6 +66,7 @@ def add_parser(subparsers) -> None:
     suggest.add_argument("--source", default="score")
     suggest.add_argument("--scan", default=None, help="only this scan")
     suggest.add_argument("-o", "--output", type=Path, default=None, help="write TSV here")
+    suggest.add_argument("--force", action="store_true", help=FORCE_HELP)
     suggest.set_defaults(func=run_suggest)
 
 
@@ -108,8 +113,9 @@ def run_undo(args) -> int:
     study = Study.open(args.study)
     restored = QCLog(study.root).undo_last(args.reviewer, scan=args.scan)
     if restored is None:
-        print(f"nothing to undo for {args.reviewer}", file=sys.stderr)
-        return 1
+        where = f" on {args.scan}" if args.scan else ""
+        raise ScoreInputError(study.root, f"nothing to undo: reviewer {args.reviewer!r} has no decision{where} "
+                                          "left to undo")
     print(f"undone: {restored.scan} slice {restored.slice} is {restored.status} again")
     return 0
 
@@ -118,6 +124,7 @@ def run_export(args) -> int:
     from score_gui.qc.log import QCLog
     from score_gui.study import Study
 
+    guard_output(args.output, force=args.force)
     study = Study.open(args.study)
     log = QCLog(study.root)
     table = log.in_force()
@@ -131,6 +138,7 @@ def run_report(args) -> int:
     from score_gui.qc.report import write_report_job
     from score_gui.study import Study
 
+    guard_output(args.output, force=args.force)
     study = Study.open(args.study)
     path = run_with_progress(write_report_job(study, args.output, source=args.source,
                                               average=args.average, flagged_only=args.flagged_only))
@@ -143,6 +151,8 @@ def run_suggest(args) -> int:
     from score_gui.qc.suggest import study_suggestions_job, suggestions_table
     from score_gui.study import Study
 
+    if args.output:
+        guard_output(args.output, force=args.force)
     study = Study.open(args.study)
     if args.scan:
         study.find(args.scan)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from score_gui.atomic import atomic_path, ensure_writable_dir
 from score_gui.errors import ScoreInputError
+from score_gui.outputs import FORCE_HELP, guard_output
 
 
 def add_parser(subparsers) -> None:
@@ -37,6 +38,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--normalise-by", dest="normalise_by",
                         help="covariate to normalise areas by before the group comparison (e.g. TIV)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     parser.set_defaults(func=run)
 
 
@@ -59,13 +61,17 @@ def compute_tables(args) -> dict[str, pd.DataFrame]:
                                      study_agreement_job)
     from score_gui.areas import read_qc, study_areas_job, summary_table
     from score_gui.progress import run_with_progress
-    from score_gui.stats import (MAIN_COMPARTMENTS, group_comparison, long_areas, normalisation_table,
-                                 read_covariates, residual_normalise)
+    from score_gui.stats import (MAIN_COMPARTMENTS, check_numeric_covariate, group_comparison, long_areas,
+                                 normalisation_table, read_covariates, residual_normalise)
     from score_gui.study import Study
 
     study = Study.open(args.study)
     qc = read_qc(args.qc) if args.qc else (read_qc(study.qc_dir) if study.qc_dir.exists() else None)
     covariates = read_covariates(args.covariates) if args.covariates else None
+    if args.normalise_by:  # checked before the long work, not found missing at the end
+        if covariates is None:
+            raise ScoreInputError(None, "--normalise-by needs --covariates")
+        check_numeric_covariate(covariates, args.normalise_by, args.covariates)
     groups = _groups(args, covariates)
     areas = run_with_progress(study_areas_job(study, None, qc))
     if areas.empty:
@@ -94,9 +100,11 @@ def compute_tables(args) -> dict[str, pd.DataFrame]:
         return tables
     comparison = group_comparison(long)
     if args.normalise_by:
-        if covariates is None:
-            raise ScoreInputError(None, "--normalise-by needs --covariates")
-        normalised, _fits = residual_normalise(long, covariates, args.normalise_by)
+        normalised, fits = residual_normalise(long, covariates, args.normalise_by)
+        if not fits:
+            raise ScoreInputError(args.covariates, f"--normalise-by {args.normalise_by}: nothing to normalise "
+                                                   f"(needs 3 or more control subjects with areas and a "
+                                                   f"{args.normalise_by} value)")
         comparison = pd.concat([comparison, group_comparison(normalised, value="area_norm")],
                                ignore_index=True)
     tables["group_comparison"] = comparison
@@ -120,7 +128,15 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> list[Path]:
     return written + [book]
 
 
+TABLE_NAMES = ("areas", "summary", "agreement", "agreement_summary", "reproducibility",
+               "reproducibility_summary", "normalisation", "group_comparison")
+"""Every table :func:`compute_tables` may return (files ``<name>.csv``)."""
+
+
 def run(args) -> int:
+    if args.output.is_dir():  # checked before the long work: no output may replace an input
+        for name in [f"{n}.csv" for n in TABLE_NAMES] + ["stats.xlsx"]:
+            guard_output(args.output / name, inputs=(args.covariates, args.groups, args.qc), force=args.force)
     tables = compute_tables(args)
     written = write_tables(tables, args.output)
     print(f"wrote {len(written)} files to {args.output}: {', '.join(p.name for p in written)}")

@@ -10,6 +10,9 @@ MODELDIR receives one model per fold (together an ensemble usable with
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from score_gui.cli._args import int_range, positive_int, seed
 
 
 def add_parser(subparsers) -> None:
@@ -19,21 +22,23 @@ def add_parser(subparsers) -> None:
     parser.add_argument("study", help="study folder (BIDS-like, contract section 5)")
     parser.add_argument("--rater", required=True, help="rater ID whose desc-rater<ID> labels are learnt")
     parser.add_argument("-o", "--output", required=True, help="model folder to write")
-    parser.add_argument("--folds", type=int, default=3, help="folds, grouped by subject (default 3)")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help="training iterations per fold (default: 2000)")
+    parser.add_argument("--folds", type=int_range(2, 20), default=3,
+                        help="folds, grouped by subject, 2-20 (default 3)")
+    parser.add_argument("--iterations", type=positive_int, default=None,
+                        help="training iterations per fold, at least 1 (default: 2000)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run in the same folder (default: start afresh)")
     parser.add_argument("--optimizer", choices=("adam", "adadelta"), default="adam")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--threads", type=int_range(1, 256), default=None, help="CPU threads for torch")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     import torch
 
+    from score_gui.filesets import mark_complete, prepare_model_staging, swap_in_folder
     from score_gui.progress import run_with_progress
     from score_gui.study import Study
     from score_gui.training.loop import DEFAULT_ITERATIONS, cross_validate
@@ -41,12 +46,19 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     study = Study.open(args.study)
-    job = cross_validate(study, args.rater, args.output, folds=args.folds,
-                         iterations=args.iterations or DEFAULT_ITERATIONS, device=args.device,
+    # Trained into a staging folder and swapped in at the end: MODELDIR is always a whole
+    # model set, the old one until the new one is complete (score_gui.filesets).
+    staging = prepare_model_staging(args.output, resume=args.resume)
+    job = cross_validate(study, args.rater, staging, folds=args.folds,
+                         iterations=DEFAULT_ITERATIONS if args.iterations is None else args.iterations, device=args.device,
                          seed=args.seed, resume=args.resume, optimizer=args.optimizer)
     result = run_with_progress(job)
-    print(f"models: {result.model_dir}", file=sys.stderr)
-    print(f"metrics: {result.metrics_csv}", file=sys.stderr)
+    mark_complete(staging)
+    previous = swap_in_folder(staging, args.output)
+    print(f"models: {args.output}", file=sys.stderr)
+    print(f"metrics: {Path(args.output) / result.metrics_csv.name}", file=sys.stderr)
+    if previous is not None:
+        print(f"previous models: {previous}", file=sys.stderr)
     for line in result.summary_lines():
         print(line)
     return 0

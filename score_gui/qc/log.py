@@ -24,6 +24,16 @@ own torn-line recovery and has no portable locking on Windows; SQLite has both b
 (WAL needs a local file system or one with working POSIX locks; on a share where WAL
 cannot be enabled the database falls back to its rollback journal, still transactional.)
 
+Reading only
+------------
+Exports, reports, statistics and areas only read the log, and a reviewer may only have read
+access to the study. Readers therefore open it read-only (``mode=ro``) and never ask for
+WAL. A WAL database read-only still wants to create its ``-shm`` index beside it; when the
+folder is read-only too and no ``-wal`` file is there (every decision is in the database
+file itself, the state a writer leaves when it closes), the log is opened ``immutable``,
+which needs neither. A ``-wal`` file that cannot be indexed holds decisions the database
+file lacks: that is an error, never a silently older answer.
+
 Undo
 ----
 :meth:`QCLog.undo_last` never deletes: it appends a decision (``undoes`` = the undone
@@ -209,6 +219,7 @@ class QCLog:
     # -- connections ---------------------------------------------------------------------
     @contextlib.contextmanager
     def _connect(self, create: bool) -> Iterator[sqlite3.Connection | None]:
+        """A connection for one operation: read-write with ``create``, else read-only (or None)."""
         if not self.path.exists() and not create:
             yield None
             return
@@ -216,17 +227,14 @@ class QCLog:
             from score_gui.atomic import ensure_writable_dir
 
             ensure_writable_dir(self.qc_dir)
+        conn = self._open_writable() if create else self._open_read_only()
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one decision each.
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise ScoreInputError(self.path, f"cannot open the QC log ({exc})") from None
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if create and not (self._prepared and self.path.exists()):
-                self._prepare(conn)
-                self._prepared = True
-            conn.execute("PRAGMA synchronous = FULL")
+            if create:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                if not (self._prepared and self.path.exists()):
+                    self._prepare(conn)
+                    self._prepared = True
+                conn.execute("PRAGMA synchronous = FULL")
             yield conn
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.IntegrityError):
@@ -234,6 +242,37 @@ class QCLog:
             raise ScoreInputError(self.path, f"QC log unreadable ({exc})") from None
         finally:
             conn.close()
+
+    def _open_writable(self) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one decision each.
+            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ScoreInputError(self.path, f"cannot open the QC log ({exc})") from None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Open for reading without writing anything (see "Reading only" in the module notes)."""
+        uri = self.path.resolve().as_uri()
+        conn = None
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # WAL: opens (or fails to make) -shm
+            return conn
+        except sqlite3.OperationalError as exc:
+            if conn is not None:
+                conn.close()
+            if "readonly" not in str(exc) and "unable to open" not in str(exc):
+                raise ScoreInputError(self.path, f"QC log unreadable ({exc})") from None
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists():
+            raise ScoreInputError(wal, "the QC log's folder is read-only and this file holds decisions "
+                                       "not yet in the log file; someone who can write to the study "
+                                       "must open the log once")
+        try:
+            return sqlite3.connect(f"{uri}?immutable=1", uri=True)
+        except sqlite3.Error as exc:
+            raise ScoreInputError(self.path, f"cannot open the QC log ({exc})") from None
 
     @staticmethod
     def _prepare(conn: sqlite3.Connection) -> None:
@@ -283,6 +322,8 @@ class QCLog:
         else decided on that slice since, their decision stays in force: the undo is still
         recorded (so the next undo goes further back) but keeps the current state.
         """
+        if not self.path.exists():
+            return None  # nothing was ever decided; asking must not create an empty log
         with self._connect(create=True) as conn:
             conn.execute("BEGIN IMMEDIATE")  # read and append under one lock
             try:

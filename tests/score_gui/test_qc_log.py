@@ -261,7 +261,7 @@ def test_cli_set_export_undo(study, tmp_path, capsys):
     (["--slice", "1", "--status", "fail", "--reason", "bad_luck"], "unknown reason"),
     (["--slice", "1", "--status", "fail"], "needs a reason"),
     (["--slice", "5", "--status", "pass"], "out of range"),
-    (["--slice", "-1", "--status", "pass"], "out of range"),
+    (["--slice", "-1", "--status", "pass"], "argument --slice: must be at least 0, not -1"),
     (["--slice", "1", "--status", "done"], "not one of"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(study, capsys, extra, problem):
