@@ -88,7 +88,9 @@ def atomic_path(target: str | os.PathLike, keep_previous: bool = False) -> Itera
         raise ScoreInputError(target, "is a folder, cannot write a file there")
     suffix = "".join(target.suffixes) or ".tmp"
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=folder)
+        # The process id in the name tells a later run whether the writer is gone (a kill
+        # leaves the file behind): score_gui.filesets.clean_stale_temporaries.
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=suffix, dir=folder)
     except OSError as exc:  # read-only file system, quota, permissions (os.access lies for root)
         raise ScoreInputError(folder, f"cannot write into folder ({exc.strerror or exc})") from None
     os.close(fd)

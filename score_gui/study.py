@@ -93,7 +93,21 @@ class Study:
             raise ScoreInputError(root, "study folder not found")
         if not root.is_dir():
             raise ScoreInputError(root, "is not a folder (expected a study folder)")
-        return cls(root=root, scans=discover_scans(root))
+        study = cls(root=root, scans=discover_scans(root))
+        study.recover_interrupted_writes()
+        return study
+
+    def recover_interrupted_writes(self) -> None:
+        """Make result sets whole that a killed ``score segment`` left half replaced.
+
+        Cheap when there is nothing to do (one listing per derivatives folder); see
+        :func:`score_gui.filesets.recover_folder`.
+        """
+        from score_gui.filesets import recover_folder
+
+        for folder in dict.fromkeys(entry.derivatives_dir for entry in self.scans):
+            if folder.is_dir():
+                recover_folder(folder)
 
     @property
     def derivatives(self) -> Path:

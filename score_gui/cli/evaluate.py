@@ -15,7 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from score_gui.atomic import atomic_path
+from score_gui.filesets import recover_folders_of
 from score_gui.metrics import evaluate_files
+from score_gui.outputs import FORCE_HELP, guard_output
 
 
 def add_parser(subparsers) -> None:
@@ -26,10 +28,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--pred-lesion", type=Path, help="lesion map of --pred (default: beside it)")
     parser.add_argument("--truth-lesion", type=Path, help="lesion map of --truth (default: beside it)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="metrics.csv")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    inputs = [args.pred, args.truth, args.pred_lesion, args.truth_lesion]
+    guard_output(args.output, inputs=inputs, force=args.force)
+    recover_folders_of(inputs)  # a segment run killed while writing: make its result set whole
     table = evaluate_files(args.pred, args.truth, args.pred_lesion, args.truth_lesion)
     with atomic_path(args.output) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")

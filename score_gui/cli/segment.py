@@ -34,7 +34,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from score_gui.filesets import recover_model_swap
     from score_gui.inference import segment_files
+
+    recover_model_swap(args.models)  # a training run killed while swapping its models in
 
     outputs = run_with_progress(segment_files(args.scans, args.output, models=args.models, device=args.device,
                                               members=args.members, disagreement=args.disagreement))

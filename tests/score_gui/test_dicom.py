@@ -218,7 +218,7 @@ def test_cli_imports_and_refuses_to_overwrite(tmp_path, capsys):
     assert err == f"error: {out}: exists already; use --force to replace it\n"
     assert out.read_bytes() == before
     assert main(["dicom", str(folder), "-o", str(out), "--force"]) == 0
-    assert len(list((tmp_path / ".history").iterdir())) == 1
+    assert len(list((tmp_path / ".history").iterdir())) == 2  # the old scan and its sidecar
 
 
 def test_cli_incomplete_series_is_one_line_exit_2(tmp_path):
