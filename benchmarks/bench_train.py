@@ -5,7 +5,12 @@ slice + rater simulation + crop + augmentation + targets) and one optimiser step
 backward, Adam), and prints slices/s. Also compares how fast Adam and Adadelta (the
 reference MDGRU's optimiser) lower the loss on the same stream of synthetic samples.
 
-Usage: ``.venv/bin/python benchmarks/bench_train.py [--quick]``
+``--throughput`` times whole training loops (:func:`score_gui.training.loop.train_model`)
+the way ``score train`` runs them: crops from a study's labelled slices, default
+augmentation, Adam, set-valued loss + soft Dice, for several batch sizes, thread counts and
+sampling processes, and prints crops (slices) per second of wall time.
+
+Usage: ``.venv/bin/python benchmarks/bench_train.py [--quick] [--throughput]``
 """
 
 from __future__ import annotations
@@ -60,11 +65,46 @@ def optimiser_race(iterations: int) -> dict[str, list[float]]:
     return curves
 
 
+def loop_throughput(crop: int, batch: int, threads: int, workers: int, iterations: int) -> float:
+    """Crops per second of one :func:`train_model` run (sampling, forward, backward, step)."""
+    from score_gui.training.data import SliceSampler, synthetic_slice
+    from score_gui.training.loop import member_loss
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    slices = [synthetic_slice(rng, SyntheticConfig(rater="A")) for _ in range(12)]  # a small lab study
+    sampler = SliceSampler(slices=slices, heads=("tissue", "lesion"), pixel_size_mm=0.6, crop_px=crop,
+                           batch_size=batch)
+    net = MDGRUNet(8, n_outputs(), **DEFAULT_ARCHITECTURE)
+    config = TrainConfig(iterations=iterations, seed=0, batch_size=batch, loader_workers=workers,
+                         checkpoint_every=0)
+    loss = lambda logits, targets: member_loss(logits, targets, ("tissue", "lesion"), 0.5)  # noqa: E731
+    started = time.perf_counter()
+    drain(train_model(net, sampler.sample, loss, config))
+    return batch * iterations / (time.perf_counter() - started)
+
+
+def throughput_table(iterations: int) -> None:
+    print(f"training loop throughput, crop 64 px (score train's default), {iterations} iterations each")
+    print(f"{'batch':>5} {'threads':>7} {'workers':>7} {'crops/s':>8}")
+    baseline = None
+    for batch, threads, workers in ((1, 1, 0), (1, 2, 0), (1, 1, 1), (4, 1, 1), (4, 2, 1), (8, 2, 1)):
+        rate = loop_throughput(64, batch, threads, workers, max(iterations // batch, 3))
+        baseline = baseline or rate
+        print(f"{batch:>5} {threads:>7} {workers:>7} {rate:>8.2f}  ({rate / baseline:.2f}x)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps, no optimiser race")
     parser.add_argument("--race", type=int, default=400, help="iterations per optimiser in the race")
+    parser.add_argument("--throughput", type=int, nargs="?", const=24, default=0, metavar="CROPS",
+                        help="only the training-loop throughput table (CROPS crops per configuration)")
     args = parser.parse_args()
+    if args.throughput:
+        throughput_table(args.throughput)
+        return
     steps = 5 if args.quick else 15
     print(f"architecture {DEFAULT_ARCHITECTURE}, torch {torch.__version__}, batch 1, Adam")
     print(f"{'crop':>5} {'threads':>7} {'sample ms':>10} {'step ms':>8} {'slices/s':>9}")

@@ -52,7 +52,8 @@ from score_gui.errors import ScoreInputError
 from score_gui.labels import LabelMap
 from score_gui.mdgru.checkpoint import (DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, check_fits_scan,
                                         head_specs, load_model, save_model)
-from score_gui.mdgru.heads import DEFAULT_TASK, LOCALISER_TASK, TaskConfig, labels_from_probabilities
+from score_gui.mdgru.heads import (DEFAULT_TASK, LOCALISER_TASK, TaskConfig, labels_from_probabilities,
+                                   restrict_to_learnt)
 from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
 from score_gui.mdgru.preprocess import (LOCALISER_PIXEL_SIZE_MM, find_canal, model_grid, sample_crops,
                                         to_native, zscore_slices)
@@ -283,36 +284,64 @@ def _member_inputs(members: list[Member], scan: Scan, normalised: np.ndarray, ce
     return inputs
 
 
-def _member_labels(member: Member, scan: Scan, inputs: dict) -> Generator[int, None, LabelMap]:
-    """Run a member's networks slice by slice; yield after each slice; return its LabelMap."""
+SLICES_PER_BATCH = 12
+"""Slices one network sees per forward pass: a 12-slice scan in one pass. The recurrence is
+thousands of small sequential steps, so batching the slices makes each step a larger matrix
+product and cuts the per-step overhead twelvefold (see ``benchmarks/bench_segment.py``)."""
+
+
+def _member_probabilities(member: Member, scan: Scan, inputs: dict,
+                          batch: int = SLICES_PER_BATCH) -> Generator[int, None, dict[str, np.ndarray]]:
+    """Run a member's networks on batches of slices; yield slices done; return per-head
+    probabilities on the native grid, ``{head: [K, S, H, W]}``."""
     grids, crops = inputs[(member.pixel_size_mm, member.crop_size_px)]
-    dseg = np.zeros(scan.label_shape, np.uint8)
-    lesion = np.zeros(scan.label_shape, np.uint8)
     heads = [h for _, meta in member.networks for h in head_specs(meta)]
-    for s, grid in enumerate(grids):
-        probs = {}
+    probs = {h.name: np.zeros((h.n_classes, *scan.label_shape), np.float32) for h in heads}
+    for first in range(0, len(grids), batch):
+        last = min(first + batch, len(grids))
         with torch.inference_mode():
             for model, meta in member.networks:
-                logits = model(crops[s:s + 1])[0]
+                logits = model(crops[first:last]).float()
                 start = 0
                 for head in head_specs(meta):
-                    part = torch.softmax(logits[start:start + head.n_classes].float(), dim=0).cpu().numpy()
-                    probs[head.name] = to_native(part, grid, scan.shape_hw, outside_class=0)
+                    part = torch.softmax(logits[:, start:start + head.n_classes], dim=1).cpu().numpy()
+                    for i, s in enumerate(range(first, last)):
+                        probs[head.name][:, s] = to_native(part[i], grids[s], scan.shape_hw, outside_class=0)
                     start += head.n_classes
-        dseg[s], slice_lesion = labels_from_probabilities(probs, heads)
+        yield last
+    return probs
+
+
+def member_learnt(member: Member) -> set[str]:
+    """Structures a member's labels are trusted for: its checkpoints' ``learnt_structures``
+    (transfer-trained models), else everything its heads predict."""
+    learnt = None
+    for _, meta in member.networks:
+        recorded = meta.get("training", {}).get("learnt_structures") or meta.get("learnt_structures")
+        if recorded:
+            learnt = set(recorded) if learnt is None else learnt & set(recorded)
+    if learnt is not None:
+        return learnt
+    heads = [h for _, meta in member.networks for h in head_specs(meta)]
+    return {"canal", "cord", "gm", "horns"} | ({"lesion"} if any(h.kind == "lesion" for h in heads) else set())
+
+
+def labels_from_member_probabilities(probs: dict[str, np.ndarray], heads, learnt: set[str],
+                                     who: str) -> LabelMap:
+    """A LabelMap from per-head probabilities ``[K, S, H, W]``: nested decision, the largest
+    canal region of each slice, lesions inside the cord, reduced to what was learnt."""
+    dseg, lesion = labels_from_probabilities(probs, heads)
+    for s in range(dseg.shape[0]):
         dseg[s] = keep_largest_canal(dseg[s])
-        if slice_lesion is not None:
-            lesion[s] = slice_lesion * (dseg[s] >= 2)
-        yield s
-    has_lesion = any(h.kind == "lesion" for h in heads)
-    return LabelMap(dseg=dseg, lesion=lesion if has_lesion else None,
-                    labelled={"canal", "cord", "gm", "horns"} | ({"lesion"} if has_lesion else set()),
-                    who="model" + re.sub(r"[^A-Za-z0-9]", "", member.name))
+    dseg = restrict_to_learnt(dseg, learnt)
+    has_lesion = lesion is not None and "lesion" in learnt
+    return LabelMap(dseg=dseg, lesion=(lesion * (dseg >= 2)).astype(np.uint8) if has_lesion else None,
+                    labelled=set(learnt) - ({"lesion"} if not has_lesion else set()), who=who)
 
 
 def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
-                 members_out: bool = False) -> Generator[Progress, None, SegmentationResult]:
-    """Segment one scan with every member and vote; yields one Progress per member slice.
+                 members_out: bool = False, vote: str = "soft") -> Generator[Progress, None, SegmentationResult]:
+    """Segment one scan with every member and vote; yields Progress per batch of member slices.
 
     Parameters
     ----------
@@ -322,12 +351,20 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
         Defaults to the device the ensemble was loaded on.
     members_out : bool
         Keep each member's LabelMap in the result (they are computed anyway).
+    vote : {"soft", "hard"}
+        ``soft`` (default): the consensus is the nested decision on the members' mean
+        probabilities, so a boundary pixel is decided by how sure the members are, not by
+        how many are just above one half (more consistent areas between rescans, see
+        ``benchmarks/bench_rescan.py``); ``hard``: majority vote of the members' label maps
+        (:func:`score_gui.consensus.majority_vote`).
 
     Raises
     ------
     ScoreInputError
         When a model does not fit the scan (number of images).
     """
+    if vote not in ("soft", "hard"):
+        raise ValueError(f"vote must be 'soft' or 'hard', not {vote!r}")
     started = time.monotonic()
     ensemble.check_fits(scan)
     dev = pick_device(device) if device is not None else ensemble.device
@@ -335,28 +372,30 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
     previous_threads = torch.get_num_threads()
     configure_threads(1 if workers > 1 else None)
     try:
-        return (yield from _segment(scan, ensemble, dev, workers, members_out, started))
+        return (yield from _segment(scan, ensemble, dev, workers, members_out, started, vote))
     finally:
         torch.set_num_threads(previous_threads)  # leave the process as it was (e.g. for training)
 
 
 def _segment(scan: Scan, ensemble: Ensemble, dev: torch.device, workers: int, members_out: bool,
-             started: float) -> Generator[Progress, None, SegmentationResult]:
+             started: float, vote: str) -> Generator[Progress, None, SegmentationResult]:
     total = scan.n_slices * len(ensemble.members)
     yield Progress(0, total, f"{scan.stem}: finding the canal", started)
     normalised = zscore_slices(scan.images)
     centres = find_canal(scan, ensemble.localiser, normalised, dev)
     t_localised = time.monotonic()
     inputs = _member_inputs(ensemble.members, scan, normalised, centres, dev)
-    jobs = [_member_labels(member, scan, inputs) for member in ensemble.members]
-    results = yield from _run_members(jobs, ensemble.members, workers, scan, total, started)
-    member_maps: dict[str, LabelMap] = {}
-    for member, label_map in zip(ensemble.members, results):
-        member_maps[_unique(member.name, member_maps)] = label_map
+    jobs = [_member_probabilities(member, scan, inputs) for member in ensemble.members]
+    member_probs = yield from _run_members(jobs, ensemble.members, workers, scan, total, started)
     t_members = time.monotonic()
+    member_maps: dict[str, LabelMap] = {}
+    for member, probs in zip(ensemble.members, member_probs):
+        name = _unique(member.name, member_maps)
+        heads = [h for _, meta in member.networks for h in head_specs(meta)]
+        member_maps[name] = labels_from_member_probabilities(
+            probs, heads, member_learnt(member), "model" + re.sub(r"[^A-Za-z0-9]", "", member.name))
     maps = list(member_maps.values())
-    consensus = (majority_vote(maps, who="score", skip_unlabelled_slices=False) if len(maps) > 1
-                 else _relabel(maps[0], "score"))
+    consensus = _consensus(ensemble, member_probs, maps, vote)
     disagreement = disagreement_map(maps, consensus)
     finished = time.monotonic()
     timing = {"localise": t_localised - started, "members": t_members - t_localised,
@@ -366,18 +405,34 @@ def _segment(scan: Scan, ensemble: Ensemble, dev: torch.device, workers: int, me
                               disagreement=disagreement, centres=centres, timing=timing)
 
 
+def _consensus(ensemble: Ensemble, member_probs: list[dict], maps: list[LabelMap], vote: str) -> LabelMap:
+    """The ensemble's labels: soft vote when the members share their heads, else majority vote."""
+    if len(maps) == 1:
+        return _relabel(maps[0], "score")
+    same_heads = len({tuple(sorted(p)) for p in member_probs}) == 1
+    if vote == "hard" or not same_heads:
+        return majority_vote(maps, who="score", skip_unlabelled_slices=False)
+    mean = {name: np.mean([p[name] for p in member_probs], axis=0) for name in member_probs[0]}
+    heads = [h for _, meta in ensemble.members[0].networks for h in head_specs(meta)]
+    learnt = set.intersection(*(member_learnt(m) for m in ensemble.members))
+    return labels_from_member_probabilities(mean, heads, learnt, "score")
+
+
 def _run_members(jobs, members, workers: int, scan: Scan, total: int, started: float):
-    """Drive the members' slice generators, ``workers`` at a time; yield Progress; return their maps."""
+    """Drive the members' generators (each yields its slices done so far), ``workers`` at a
+    time; yield Progress; return what each returned."""
     done = 0
+    reached = [0] * len(jobs)  # slices each member has finished
     label = [f"{scan.stem}: model {m.name} slice {{}}/{scan.n_slices}" for m in members]
     if workers <= 1:
         results = []
         for i, job in enumerate(jobs):
             try:
                 while True:
-                    s = next(job)
-                    done += 1
-                    yield Progress(done, total, label[i].format(s + 1), started)
+                    finished = next(job)
+                    done += finished - reached[i]
+                    reached[i] = finished
+                    yield Progress(done, total, label[i].format(finished), started)
             except StopIteration as stop:
                 results.append(stop.value)
         return results
@@ -397,14 +452,15 @@ def _run_members(jobs, members, workers: int, scan: Scan, total: int, started: f
         try:
             while done < total:
                 try:
-                    i, s = events.get(timeout=0.2)
+                    i, finished = events.get(timeout=0.2)
                 except queue.Empty:
                     failed = [f for f in futures if f.done() and f.exception() is not None]
                     if failed:
                         raise failed[0].exception()
                     continue
-                done += 1
-                yield Progress(done, total, label[i].format(s + 1), started)
+                done += finished - reached[i]
+                reached[i] = finished
+                yield Progress(done, total, label[i].format(finished), started)
             return [f.result() for f in futures]
         finally:
             stop_requested.set()
@@ -464,7 +520,6 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
     started = time.monotonic()
     check_distinct_names(paths)
     scans = [read_scan(p) for p in paths]
-
     ensemble = models if isinstance(models, Ensemble) else Ensemble.load(models, device)
     for scan in scans:
         ensemble.check_fits(scan)

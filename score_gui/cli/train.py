@@ -32,6 +32,15 @@ def add_parser(subparsers) -> None:
                         help="continue an interrupted run in the same folder (default: start afresh)")
     parser.add_argument("--optimizer", choices=("adam", "adadelta"), default="adam")
     parser.add_argument("--threads", type=int_range(1, 256), default=None, help="CPU threads for torch")
+    parser.add_argument("--init", default="default",
+                        help="starting weights: default (the shipped models, default), a model folder or set "
+                             "name, or none (random weights); other image counts are mapped")
+    parser.add_argument("--batch-size", type=int_range(1, 64), default=None,
+                        help="crops per optimiser step, 1-64 (default: 4 from a model set, 1 from scratch)")
+    parser.add_argument("--workers", type=int_range(0, 16), default=None,
+                        help="processes drawing training samples beside the training one, 0-16 (default 1)")
+    parser.add_argument("--no-early-stopping", action="store_true",
+                        help="train every iteration instead of stopping on a held-out subject")
     parser.set_defaults(func=run)
 
 
@@ -41,17 +50,22 @@ def run(args) -> int:
     from score_gui.filesets import mark_complete, prepare_model_staging, swap_in_folder
     from score_gui.progress import run_with_progress
     from score_gui.study import Study
-    from score_gui.training.loop import DEFAULT_ITERATIONS, cross_validate
+    from score_gui.training.loop import DEFAULT_LOADER_WORKERS, cross_validate, default_batch_size
+    from score_gui.training.transfer import resolve_init
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    init = resolve_init(args.init)  # a wrong --init fails before anything is written
     study = Study.open(args.study)
     # Trained into a staging folder and swapped in at the end: MODELDIR is always a whole
     # model set, the old one until the new one is complete (score_gui.filesets).
     staging = prepare_model_staging(args.output, resume=args.resume)
-    job = cross_validate(study, args.rater, staging, folds=args.folds,
-                         iterations=DEFAULT_ITERATIONS if args.iterations is None else args.iterations, device=args.device,
-                         seed=args.seed, resume=args.resume, optimizer=args.optimizer)
+    job = cross_validate(study, args.rater, staging, folds=args.folds, iterations=args.iterations,
+                         device=args.device, seed=args.seed, resume=args.resume, optimizer=args.optimizer,
+                         init=init or "none",
+                         batch_size=args.batch_size or default_batch_size(init is not None),
+                         loader_workers=DEFAULT_LOADER_WORKERS if args.workers is None else args.workers,
+                         early_stopping=not args.no_early_stopping)
     result = run_with_progress(job)
     mark_complete(staging)
     previous = swap_in_folder(staging, args.output)

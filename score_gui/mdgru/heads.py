@@ -381,3 +381,30 @@ def labels_from_probabilities(probs: dict[str, np.ndarray], heads=None):
         if specs[name].kind == "lesion":
             lesion = ((np.asarray(p)[1] > 0.5) & (dseg >= WM)).astype(np.uint8)
     return dseg, lesion
+
+
+def restrict_to_learnt(dseg: np.ndarray, learnt) -> np.ndarray:
+    """A full dseg reduced to the structures a model learnt (contract section 2, partial labels).
+
+    A model transferred from the default ensemble predicts every value 0-6, but only the
+    structures its training labels held are trustworthy; the others are merged into the
+    enclosing structure (horns into GM, GM into cord) or, for an unlearnt canal, into 0.
+
+    >>> import numpy as np
+    >>> restrict_to_learnt(np.array([0, 1, 2, 3, 4, 5, 6], np.uint8), {"cord", "gm"}).tolist()
+    [0, 0, 2, 3, 3, 3, 3]
+    >>> restrict_to_learnt(np.array([1, 2, 4], np.uint8), {"canal", "cord"}).tolist()
+    [1, 2, 2]
+    """
+    out = np.asarray(dseg, np.uint8).copy()
+    learnt = set(learnt)
+    if "horns" not in learnt:
+        out[out > GM] = GM
+    if "gm" not in learnt:
+        out[out >= GM] = WM
+    if "cord" not in learnt:
+        out[out >= WM] = CSF if "canal" in learnt else 0
+    if "canal" not in learnt:
+        out[out == CSF] = 0
+    return out
+

@@ -50,6 +50,16 @@ class TrainConfig:
         Seeds the sampler (numpy) and the weights / DropConnect (torch).
     device : str
         ``"cpu"`` or ``"cuda"``.
+    loader_workers : int
+        Processes that draw the next batches while the model trains (0: drawn in the
+        training process). Each iteration's samples come from a generator seeded by
+        ``(seed, iteration)``, so the result does not depend on this number and a resumed
+        run draws exactly what the killed one would have.
+    validate_every : int
+        Iterations between validations (0: none). The model with the lowest validation
+        loss is the one returned.
+    patience : int
+        Stop early after this many validations without improvement (0: never).
     """
 
     iterations: int = 2000
@@ -60,6 +70,9 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     device: str = "cpu"
+    loader_workers: int = 0
+    validate_every: int = 0
+    patience: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +87,8 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int = 0
+    best_iteration: int | None = None
+    validation: list = field(default_factory=list)
 
     def loss_curve(self, windows: int = 10) -> list[float]:
         """Mean loss in ``windows`` equal consecutive chunks of the run (for summaries)."""
@@ -141,8 +156,8 @@ def save_train_state(path: Path, model, optimizer, iteration: int, rng: np.rando
         torch.save(state, tmp)
 
 
-def load_train_state(path: Path, model, optimizer, rng: np.random.Generator) -> tuple[int, list[float]]:
-    """Restore a checkpoint written by :func:`save_train_state`; returns (iteration, losses)."""
+def load_train_state(path: Path, model, optimizer, rng: np.random.Generator) -> tuple[int, list[float], dict]:
+    """Restore a checkpoint written by :func:`save_train_state`; returns (iteration, losses, extra)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
@@ -150,7 +165,7 @@ def load_train_state(path: Path, model, optimizer, rng: np.random.Generator) -> 
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["iteration"]), list(state["losses"])
+    return int(state["iteration"]), list(state["losses"]), dict(state.get("extra") or {})
 
 
 def train_model(model: torch.nn.Module,
@@ -159,7 +174,8 @@ def train_model(model: torch.nn.Module,
                 config: TrainConfig = TrainConfig(),
                 state_path: str | Path | None = None,
                 resume: bool = True,
-                label: str = "") -> Generator[Progress, None, TrainResult]:
+                label: str = "",
+                validate: Callable[[torch.nn.Module], float] | None = None) -> Generator[Progress, None, TrainResult]:
     """Train ``model`` for ``config.iterations`` steps; yield Progress, return TrainResult.
 
     Parameters
@@ -168,7 +184,8 @@ def train_model(model: torch.nn.Module,
         Initialised by the caller (seed torch first for reproducible weights).
     sample : callable
         ``sample(rng) -> (inputs [B, C, H, W], targets)``, drawing one batch with the numpy
-        generator it is given (the loop owns the generator, so resuming restores it).
+        generator it is given: a fresh generator per iteration seeded by
+        ``(config.seed, iteration)``, so resuming draws the same batches.
     loss_fn : callable
         ``loss_fn(logits, targets) -> scalar tensor``.
     config : TrainConfig
@@ -178,6 +195,10 @@ def train_model(model: torch.nn.Module,
         Continue from ``state_path`` when it exists.
     label : str
         Shown in the progress message (e.g. ``"fold 1/3"``).
+    validate : callable, optional
+        ``validate(model) -> loss`` on held-out data, every ``config.validate_every``
+        iterations (model in eval mode, no gradients); the best model is returned and
+        training stops after ``config.patience`` validations without improvement.
 
     Examples
     --------
@@ -194,13 +215,14 @@ def train_model(model: torch.nn.Module,
     """
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.seed)  # kept in the state for older state files
     model.to(device)
     optimizer = make_optimizer(model, config.optimizer, config.learning_rate)
     state_path = Path(state_path) if state_path is not None else None
-    iteration, losses = 0, []
+    iteration, losses, tracker = 0, [], _BestTracker(config.patience)
     if resume and state_path is not None and state_path.exists():
-        iteration, losses = load_train_state(state_path, model, optimizer, rng)
+        iteration, losses, extra = load_train_state(state_path, model, optimizer, rng)
+        tracker.restore(extra.get("best"))
     resumed_from = iteration
     base_lrs = [group["initial_lr"] if "initial_lr" in group else group["lr"] for group in optimizer.param_groups]
     for group, base in zip(optimizer.param_groups, base_lrs):
@@ -208,39 +230,132 @@ def train_model(model: torch.nn.Module,
     started = time.monotonic()
     model.train()
     smooth = None
-    while iteration < config.iterations:
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = learning_rate_at(base, iteration, config.iterations, config.decay)
-        inputs, targets = sample(rng)
-        logits = model(to_device(inputs, device))
-        loss = loss_fn(logits, to_device(targets, device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training diverged at iteration {iteration} (loss {float(loss)})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        iteration += 1
-        value = float(loss.detach())
-        losses.append(value)
-        smooth = value if smooth is None else 0.95 * smooth + 0.05 * value
-        if state_path is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0:
-            save_train_state(state_path, model, optimizer, iteration, rng, losses)
-        yield _progress(iteration, config.iterations, resumed_from, started, label, smooth)
+    batches = iteration_batches(sample, config.seed, iteration, config.iterations, config.loader_workers)
+    try:
+        for inputs, targets in batches:
+            if tracker.stopped:
+                break
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = learning_rate_at(base, iteration, config.iterations, config.decay)
+            loss = loss_fn(model(to_device(inputs, device)), to_device(targets, device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training diverged at iteration {iteration} (loss {float(loss)})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            iteration += 1
+            value = float(loss.detach())
+            losses.append(value)
+            smooth = value if smooth is None else 0.95 * smooth + 0.05 * value
+            extra = {"loss": smooth}
+            if validate is not None and config.validate_every and iteration % config.validate_every == 0:
+                extra["validation_loss"] = tracker.update(iteration, _validation_loss(model, validate), model)
+            if state_path is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0:
+                save_train_state(state_path, model, optimizer, iteration, rng, losses, {"best": tracker.state()})
+            yield _progress(iteration, config.iterations, resumed_from, started, label, extra)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
     if state_path is not None and iteration > resumed_from:
-        save_train_state(state_path, model, optimizer, iteration, rng, losses)
+        save_train_state(state_path, model, optimizer, iteration, rng, losses, {"best": tracker.state()})
+    tracker.load_best(model)
     model.eval()
     return TrainResult(model=model, iterations=iteration, losses=losses,
-                       seconds=time.monotonic() - started, resumed_from=resumed_from)
+                       seconds=time.monotonic() - started, resumed_from=resumed_from,
+                       best_iteration=tracker.best_iteration, validation=list(tracker.history))
+
+
+def _validation_loss(model: torch.nn.Module, validate) -> float:
+    model.eval()
+    with torch.no_grad():
+        value = float(validate(model))
+    model.train()
+    return value
+
+
+class _BestTracker:
+    """The best validation loss so far, its weights, and when to stop (patience)."""
+
+    def __init__(self, patience: int):
+        self.patience = int(patience)
+        self.best_loss = math.inf
+        self.best_iteration = None
+        self.best_weights = None
+        self.since_best = 0
+        self.history: list[tuple[int, float]] = []
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.patience) and self.since_best >= self.patience
+
+    def update(self, iteration: int, loss: float, model: torch.nn.Module) -> float:
+        self.history.append((int(iteration), round(float(loss), 5)))
+        if loss < self.best_loss:
+            self.best_loss, self.best_iteration, self.since_best = float(loss), int(iteration), 0
+            self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.since_best += 1
+        return float(loss)
+
+    def load_best(self, model: torch.nn.Module) -> None:
+        if self.best_weights is not None:
+            model.load_state_dict(self.best_weights)
+
+    def state(self) -> dict:
+        return {"loss": self.best_loss, "iteration": self.best_iteration, "weights": self.best_weights,
+                "since": self.since_best, "history": self.history}
+
+    def restore(self, state: dict | None) -> None:
+        if state:
+            self.best_loss, self.best_iteration = float(state["loss"]), state["iteration"]
+            self.best_weights, self.since_best = state["weights"], int(state["since"])
+            self.history = [tuple(h) for h in state["history"]]
+
+
+class _IterationSamples(torch.utils.data.Dataset):
+    """Batch ``i`` = ``sample(default_rng((seed, i)))``: the same batches whatever the workers."""
+
+    def __init__(self, sample, seed: int, first: int, total: int):
+        self.sample, self.seed, self.first, self.total = sample, int(seed), int(first), int(total)
+
+    def __len__(self) -> int:
+        return max(self.total - self.first, 0)
+
+    def __getitem__(self, index: int):
+        return self.sample(np.random.default_rng((self.seed, self.first + int(index))))
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)  # the training process owns the cores' math
+
+
+def iteration_batches(sample, seed: int, first: int, total: int, workers: int = 0):
+    """Batches for iterations ``first .. total - 1``, drawn in ``workers`` processes (0: here).
+
+    >>> import numpy as np
+    >>> draw = lambda rng: rng.integers(100)
+    >>> list(iteration_batches(draw, 0, 0, 3)) == list(iteration_batches(draw, 0, 0, 3, workers=1))
+    True
+    """
+    dataset = _IterationSamples(sample, seed, first, total)
+    if workers <= 0:
+        return (dataset[i] for i in range(len(dataset)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=int(workers),
+                                         prefetch_factor=4, worker_init_fn=_one_thread,
+                                         multiprocessing_context="fork")
+    return iter(loader)
 
 
 def _progress(done: int, total: int, resumed_from: int, started: float, label: str,
-              loss: float) -> Progress:
+              extra: dict) -> Progress:
     """Progress whose ETA counts only the iterations of this run (a resumed run starts late)."""
     elapsed = time.monotonic() - started
     this_run = max(done - resumed_from, 1)
     virtual_start = time.monotonic() - elapsed * done / this_run
     message = f"{label} iteration {done}/{total}".strip()
-    return Progress(done, total, message, virtual_start, {"loss": loss if math.isfinite(loss) else float("nan")})
+    extra = {k: (v if math.isfinite(v) else float("nan")) for k, v in extra.items()}
+    return Progress(done, total, message, virtual_start, extra)
 
 
 # ---------------------------------------------------------------------------------------
@@ -391,16 +506,22 @@ def member_loss(logits: torch.Tensor, targets: dict, heads, dice_weight: float =
 def train_network(slices, heads, out_file: Path, state_file: Path, *, name: str, config: TrainConfig,
                   architecture: dict, crop_px: int, pixel_size_mm: float, crop_size_px: int,
                   localiser: bool = False, augment=None, resume: bool = True, label: str = "",
-                  extra_meta: dict | None = None, dice_weight: float = 0.0) -> Generator[Progress, None, TrainResult]:
+                  extra_meta: dict | None = None, dice_weight: float = 0.0, start=None,
+                  keep_last_layer: bool = True,
+                  validation_slices=None) -> Generator[Progress, None, TrainResult]:
     """Train one network (member or localiser) on labelled slices and save it with metadata.
 
     When ``out_file`` already exists and ``resume`` is set, the finished model is kept.
+    ``start`` (:class:`score_gui.training.transfer.InitialNetwork`) gives the starting
+    weights (its last layer replaced when ``keep_last_layer`` is False); ``validation_slices``
+    are held out and scored every ``config.validate_every`` iterations (early stopping).
     """
     from score_gui.mdgru.checkpoint import load_model, save_model
     from score_gui.mdgru.heads import n_outputs
     from score_gui.mdgru.model import MDGRUNet
     from score_gui.training.augment import AugmentConfig
     from score_gui.training.data import LocaliserSampler, SliceSampler
+    from score_gui.training.transfer import load_initial
 
     if resume and out_file.exists():
         model, _ = load_model(out_file)
@@ -408,6 +529,8 @@ def train_network(slices, heads, out_file: Path, state_file: Path, *, name: str,
     torch.manual_seed(config.seed)
     in_channels = int(slices[0].images.shape[0])
     model = MDGRUNet(in_channels, n_outputs(heads), **architecture)
+    if start is not None:
+        load_initial(model, start, keep_last_layer=keep_last_layer)
     kind = LocaliserSampler if localiser else SliceSampler
     sampler_args = {"slices": list(slices), "heads": list(heads), "batch_size": config.batch_size}
     if not localiser:
@@ -416,23 +539,60 @@ def train_network(slices, heads, out_file: Path, state_file: Path, *, name: str,
         sampler_args["augment"] = augment if augment != "none" else AugmentConfig.none()
     sampler = kind(**sampler_args)
     loss = training_loss(heads, localiser, dice_weight)
-    result = yield from train_model(model, sampler.sample, loss, config, state_file, resume=resume, label=label)
+    validate = validation_loss(sampler, validation_slices, loss) if validation_slices else None
+    result = yield from train_model(model, sampler.sample, loss, config, state_file, resume=resume, label=label,
+                                    validate=validate)
     meta = member_meta(name, heads, slices, config, result, pixel_size_mm=pixel_size_mm,
                        crop_size_px=crop_size_px,
                        extra={**(extra_meta or {}), "augmentation": sampler.augment.to_dict(),
                               "dice_weight": dice_weight,
-                              "training_crop_px": None if localiser else crop_px})
+                              "training_crop_px": None if localiser else crop_px,
+                              "initialised_from": None if start is None else start.source,
+                              "validation": {"slices": len(validation_slices or []),
+                                             "best_iteration": result.best_iteration,
+                                             "losses": result.validation}})
     save_model(out_file, result.model, meta)
     return result
 
 
-def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int = DEFAULT_ITERATIONS,
+def validation_loss(sampler, slices, loss_fn, batch: int = 8):
+    """``validate(model) -> mean loss`` on un-augmented crops of held-out ``slices``.
+
+    The crops are drawn once (centred on the labelled canal, no augmentation), so every
+    validation scores the same pixels and the losses are comparable.
+    """
+    import dataclasses
+
+    from score_gui.mdgru.heads import stack_targets, targets_from_labels
+    from score_gui.training.augment import AugmentConfig
+
+    fixed = dataclasses.replace(sampler, max_offset_mm=0.0)
+    rng = np.random.default_rng(0)
+    batches = []
+    for first in range(0, len(slices), batch):
+        images, targets = [], []
+        for item in slices[first:first + batch]:
+            crop, dseg, lesion = fixed.crop(item, rng, AugmentConfig.none())
+            images.append(crop)
+            targets.append(targets_from_labels(dseg, lesion, item.labelled, sampler.heads))
+        batches.append((torch.from_numpy(np.stack(images)), stack_targets(targets)))
+
+    def validate(model: torch.nn.Module) -> float:
+        device = next(model.parameters()).device
+        total = sum(float(loss_fn(model(to_device(x, device)), to_device(t, device))) * len(x) for x, t in batches)
+        return total / max(len(slices), 1)
+    return validate
+
+
+def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int | None = None,
                    device: str = "cpu", seed: int = 0, resume: bool = True, optimizer: str = "adam",
                    architecture: dict | None = None, crop_px: int = DEFAULT_CROP_PX,
                    pixel_size_mm: float | None = None, crop_size_px: int | None = None,
                    localiser_iterations: int | None = None, augment=None,
                    checkpoint_every: int = 200, learning_rate: float | None = None,
-                   dice_weight: float = DEFAULT_DICE_WEIGHT) -> Generator[Progress, None, CrossValidationResult]:
+                   dice_weight: float = DEFAULT_DICE_WEIGHT, init=None, batch_size: int = 1,
+                   loader_workers: int = 0,
+                   early_stopping: bool = True) -> Generator[Progress, None, CrossValidationResult]:
     """Grouped k-fold cross-validation of MDGRU models on one rater's labels.
 
     For every fold: train a member network on the other folds' subjects (and a canal
@@ -451,9 +611,10 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int =
     out_dir : path
     folds : int
         Number of folds; all sessions of a subject stay in one fold.
-    iterations : int
+    iterations : int, optional
         Training iterations per fold model (the localiser gets a quarter unless
-        ``localiser_iterations`` is given).
+        ``localiser_iterations`` is given); default :data:`DEFAULT_ITERATIONS`, or
+        :data:`DEFAULT_TRANSFER_ITERATIONS` when starting from a model set.
     device, seed, resume, optimizer
         See :class:`TrainConfig`; ``resume`` continues interrupted folds and keeps finished ones.
     architecture : dict
@@ -467,7 +628,18 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int =
         members (Horvath et al. 2019 added a generalised Dice loss to the cross-entropy).
     crop_px : int
         Training crop side; ``crop_size_px`` is the crop used at inference (default: the
-        checkpoint default, 80), ``pixel_size_mm`` the model's pixel size (default 0.5).
+        checkpoint default, 80), ``pixel_size_mm`` the model's pixel size (default 0.6).
+    init : str or path, optional
+        Start from this model set (``"default"``, a folder or set name; None or ``"none"``:
+        random weights). Fold ``k`` starts from member ``k mod n`` (and the set's
+        localiser), with architecture, heads, pixel size and crop taken from it; the input
+        channels are mapped (:mod:`score_gui.training.transfer`).
+    batch_size, loader_workers : int
+        Crops per optimiser step; processes drawing samples alongside (see :class:`TrainConfig`).
+    early_stopping : bool
+        Hold one training subject of each fold out (when the fold trains on at least 3)
+        and keep the member with the lowest loss on it, stopping after 3 checks (every
+        tenth of the run) without improvement.
     """
     import pandas as pd
 
@@ -485,13 +657,11 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int =
                                          rater_who)
     from score_gui.training.folds import grouped_folds
 
+    from score_gui.training.transfer import initial_networks, resolve_init
+
     started = time.monotonic()
     study = study if isinstance(study, Study) else Study.open(study)
-    out_dir = ensure_writable_dir(out_dir)
-    architecture = dict(architecture or DEFAULT_ARCHITECTURE)
-    pixel_size_mm = float(pixel_size_mm or DEFAULT_PIXEL_SIZE_MM)
-    crop_size_px = int(DEFAULT_CROP_SIZE_PX if crop_size_px is None else crop_size_px)
-    localiser_iterations = localiser_iterations or max(iterations // 4, 1)
+    init_folder = resolve_init(init)
     resolve_device(device)
     rater_id = rater_who(rater)[len("rater"):]
 
@@ -506,7 +676,23 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int =
         raise ScoreInputError(study.root, f"scans have different numbers of images {sorted(channels)}; "
                                           "train one model per contrast")
     heads = heads_for(all_slices)
+    learnt = _learnt_structures(heads)
     localiser_head = localiser_head_for(all_slices)
+    starts, localiser_start = [], None
+    if init_folder is not None:
+        starts, localiser_start = initial_networks(init_folder, next(iter(channels)))
+        heads = _transfer_heads(starts[0], heads)
+        architecture = starts[0].architecture
+        pixel_size_mm = pixel_size_mm or float(starts[0].meta["pixel_size_mm"])
+        crop_size_px = int(starts[0].meta.get("crop_size_px", DEFAULT_CROP_SIZE_PX)) if crop_size_px is None \
+            else crop_size_px
+        learning_rate = learning_rate or DEFAULT_TRANSFER_LEARNING_RATE
+    iterations = iterations or (DEFAULT_TRANSFER_ITERATIONS if starts else DEFAULT_ITERATIONS)
+    architecture = dict(architecture or DEFAULT_ARCHITECTURE)
+    pixel_size_mm = float(pixel_size_mm or DEFAULT_PIXEL_SIZE_MM)
+    crop_size_px = int(DEFAULT_CROP_SIZE_PX if crop_size_px is None else crop_size_px)
+    localiser_iterations = localiser_iterations or max(iterations // 4, 1)
+    out_dir = ensure_writable_dir(out_dir)
     fold_list = grouped_folds([e.subject for e in entries], n_folds=folds, seed=seed)
     steps_per_fold = iterations + localiser_iterations
     total = folds * steps_per_fold + sum(len(slices_of[e.stem]) for e in entries)
@@ -514,25 +700,38 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int =
     tables, fold_models, predictions, fold_info = [], [], [], []
     for fold in fold_list:
         train_slices = [s for i in fold.train for s in slices_of[entries[i].stem]]
+        train_slices, validation_slices = (_hold_out_subject(train_slices, seed + fold.index) if early_stopping
+                                           else (train_slices, []))
         fold_dir = ensure_writable_dir(out_dir / f"fold{fold.index + 1}")
         label = f"fold {fold.index + 1}/{folds}"
         common = {"study": str(study.root), "rater": rater_who(rater), "fold": fold.index + 1,
                   "folds": folds, "test_subjects": list(fold.test_subjects)}
         member_file = f"model{rater_id}fold{fold.index + 1}.pt"
-        for kind, file, n_iter, arch, head_list in (
-                ("member", member_file, iterations, architecture, heads),
-                ("localiser", "localiser.pt", localiser_iterations, LOCALISER_ARCHITECTURE, [localiser_head])):
-            config = TrainConfig(iterations=n_iter, optimizer=optimizer, learning_rate=learning_rate, seed=seed + 7919 * fold.index
-                                 + (0 if kind == "member" else 1), device=device,
-                                 checkpoint_every=checkpoint_every)
+        member_start = starts[fold.index % len(starts)] if starts else None
+        for kind, file, n_iter, arch, head_list, start in (
+                ("member", member_file, iterations, architecture, heads, member_start),
+                ("localiser", "localiser.pt", localiser_iterations,
+                 localiser_start.architecture if localiser_start else LOCALISER_ARCHITECTURE, [localiser_head],
+                 localiser_start)):
+            validate = kind == "member" and bool(validation_slices)
+            config = TrainConfig(iterations=n_iter, optimizer=optimizer, learning_rate=learning_rate,
+                                 seed=seed + 7919 * fold.index + (0 if kind == "member" else 1), device=device,
+                                 checkpoint_every=checkpoint_every, batch_size=batch_size,
+                                 loader_workers=loader_workers,
+                                 validate_every=max(n_iter // 10, 1) if validate else 0,
+                                 patience=3 if validate else 0)
             job = train_network(train_slices, head_list, fold_dir / file, fold_dir / f".{kind}_state.pt",
                                 name=fold_who(rater, fold.index)[len("model"):] if kind == "member" else "localiser",
                                 config=config, architecture=arch, crop_px=crop_px,
                                 pixel_size_mm=pixel_size_mm if kind == "member" else LOCALISER_PIXEL_SIZE_MM,
                                 crop_size_px=crop_size_px if kind == "member" else 0,
                                 localiser=kind == "localiser", augment=augment, resume=resume,
-                                label=f"{label} {kind}", extra_meta=common,
-                                dice_weight=dice_weight if kind == "member" else 0.0)
+                                label=f"{label} {kind}",
+                                extra_meta={**common, "learnt_structures": sorted(learnt)} if kind == "member"
+                                else common,
+                                dice_weight=dice_weight if kind == "member" else 0.0, start=start,
+                                keep_last_layer=start is None or _same_heads(start, head_list),
+                                validation_slices=validation_slices if validate else None)
             base = done
             try:
                 while True:
@@ -548,7 +747,6 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int =
         fold_models.append(fold_dir / member_file)
         ensemble = Ensemble.load(fold_dir, device=device)
         who = fold_who(rater, fold.index)
-        learnt = _learnt_structures(heads)
         for i in fold.test:
             entry = entries[i]
             scan = read_scan(entry.path)
@@ -579,6 +777,54 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int =
     summary = CrossValidationResult(out_dir, metrics_csv, fold_models, predictions, metrics)
     _finish_fold_models(out_dir, fold_models, rater, summary, fold_info)
     return summary
+
+
+DEFAULT_LOADER_WORKERS = 1
+"""Sampling processes beside the training process: drawing and augmenting crops then uses
+the second core while the first trains (``benchmarks/bench_train.py``)."""
+
+
+def default_batch_size(transfer: bool) -> int:
+    """Crops per step: 4 when fine-tuning a model set, 1 from scratch (measured in
+    ``benchmarks/bench_train.py``)."""
+    return 4 if transfer else 1
+
+
+DEFAULT_TRANSFER_ITERATIONS = 600
+"""Iterations per fold model when starting from a model set (chosen with
+``benchmarks/bench_train.py --transfer``: GM Dice stops improving well before)."""
+
+DEFAULT_TRANSFER_LEARNING_RATE = 1e-3
+"""Adam's learning rate when starting from a model set: a fifth of the from-scratch rate,
+so the first steps refine what the model knows instead of scrambling it."""
+
+
+def _transfer_heads(start, wanted) -> list:
+    """The start model's heads, checked to cover what the labels need (tissue, lesion)."""
+    from score_gui.errors import ScoreInputError
+    from score_gui.mdgru.checkpoint import head_specs
+
+    have = head_specs(start.meta)
+    kinds = {h.kind for h in have}
+    missing = [h.name for h in wanted if h.kind not in kinds]
+    if missing:
+        raise ScoreInputError(start.source, f"--init: the model has no head for {', '.join(missing)}")
+    return have
+
+
+def _same_heads(start, heads) -> bool:
+    from score_gui.mdgru.checkpoint import head_specs
+    return [h.classes for h in head_specs(start.meta)] == [h.classes for h in heads]
+
+
+def _hold_out_subject(slices, seed: int):
+    """``(training slices, validation slices)``: one subject's slices held out when the
+    slices come from at least 3 subjects, else no validation."""
+    subjects = sorted({s.subject for s in slices})
+    if len(subjects) < 3:
+        return list(slices), []
+    held = subjects[int(np.random.default_rng(seed).integers(len(subjects)))]
+    return [s for s in slices if s.subject != held], [s for s in slices if s.subject == held]
 
 
 def _forward(job, base: int, total: int, started: float):

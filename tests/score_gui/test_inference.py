@@ -12,6 +12,7 @@ import torch
 
 from score_gui.areas import COLUMNS
 from score_gui.cli import main
+from score_gui.consensus import majority_vote
 from score_gui.errors import ScoreInputError
 from score_gui.inference import (Ensemble, make_untrained_ensemble, models_root, pick_device,
                                  resolve_models, segment_files, segment_scan)
@@ -165,7 +166,9 @@ def test_segment_scan_end_to_end_nesting_members_and_progress(tmp_path):
             steps.append(next(job))
     except StopIteration as stop:
         result = stop.value
-    assert len(steps) == 1 + 3 * 3 and steps[-1].done == steps[-1].total == 9
+    # One step for the canal, then one per member: a member sees the scan's slices in one batch.
+    assert len(steps) == 1 + 3 and steps[-1].done == steps[-1].total == 9
+    assert [s.done for s in steps] == [0, 3, 6, 9]
     assert result.consensus.dseg.shape == scan.label_shape and result.consensus.who == "score"
     assert sorted(result.members) == ["m1", "m2", "m3"]
     for label_map in [result.consensus, *result.members.values()]:
@@ -179,6 +182,21 @@ def test_segment_scan_end_to_end_nesting_members_and_progress(tmp_path):
     alone = drain(segment_scan(scan, single, members_out=True))
     np.testing.assert_array_equal(alone.consensus.dseg, alone.members["m1"].dseg)
     assert alone.disagreement.max() == 0
+
+
+def test_soft_vote_decides_on_mean_probabilities_and_hard_vote_on_majorities(tmp_path):
+    scan, _ = disc_scan()
+    ensemble = Ensemble.load(make_untrained_ensemble(tmp_path / "m", n_members=3, tiny=True))
+    soft = drain(segment_scan(scan, ensemble, members_out=True))
+    hard = drain(segment_scan(scan, ensemble, members_out=True, vote="hard"))
+    np.testing.assert_array_equal(hard.consensus.dseg,
+                                  majority_vote(list(hard.members.values()), skip_unlabelled_slices=False).dseg)
+    # Where all members agree, the mean of their probabilities agrees too.
+    members = np.stack([m.dseg for m in soft.members.values()])
+    unanimous = (members == members[0]).all(axis=0)
+    np.testing.assert_array_equal(soft.consensus.dseg[unanimous], members[0][unanimous])
+    with pytest.raises(ValueError, match="vote"):
+        drain(segment_scan(scan, ensemble, vote="average"))
 
 
 def test_separate_paper_networks_segment_too(tmp_path):
@@ -271,7 +289,7 @@ def test_members_in_parallel_give_the_same_labels_as_in_sequence(tmp_path, monke
             steps.append(next(job))
     except StopIteration as stop:
         parallel = stop.value
-    assert [s.done for s in steps] == list(range(0, 7))
+    assert [s.done for s in steps] == [0, 2, 4, 6]  # each member reports its batch of 2 slices
     for name in ("m1", "m2", "m3"):
         np.testing.assert_array_equal(parallel.members[name].dseg, sequential.members[name].dseg)
     np.testing.assert_array_equal(parallel.consensus.dseg, sequential.consensus.dseg)
