@@ -290,15 +290,21 @@ thousands of small sequential steps, so batching the slices makes each step a la
 product and cuts the per-step overhead twelvefold (see ``benchmarks/bench_segment.py``)."""
 
 
-def _member_probabilities(member: Member, scan: Scan, inputs: dict,
-                          batch: int = SLICES_PER_BATCH) -> Generator[int, None, dict[str, np.ndarray]]:
-    """Run a member's networks on batches of slices; yield slices done; return per-head
-    probabilities on the native grid, ``{head: [K, S, H, W]}``."""
+def _member_heads(member: Member) -> list:
+    return [h for _, meta in member.networks for h in head_specs(meta)]
+
+
+def _empty_probabilities(member: Member, scan: Scan) -> dict[str, np.ndarray]:
+    return {h.name: np.zeros((h.n_classes, *scan.label_shape), np.float32) for h in _member_heads(member)}
+
+
+def _member_probabilities(member: Member, scan: Scan, inputs: dict, probs: dict[str, np.ndarray],
+                          slices: range, batch: int = SLICES_PER_BATCH) -> Generator[int, None, None]:
+    """Run a member's networks on ``slices`` in batches; write per-head probabilities on the
+    native grid into ``probs`` (``{head: [K, S, H, W]}``); yield the end of each batch done."""
     grids, crops = inputs[(member.pixel_size_mm, member.crop_size_px)]
-    heads = [h for _, meta in member.networks for h in head_specs(meta)]
-    probs = {h.name: np.zeros((h.n_classes, *scan.label_shape), np.float32) for h in heads}
-    for first in range(0, len(grids), batch):
-        last = min(first + batch, len(grids))
+    for first in range(slices.start, slices.stop, batch):
+        last = min(first + batch, slices.stop)
         with torch.inference_mode():
             for model, meta in member.networks:
                 logits = model(crops[first:last]).float()
@@ -309,7 +315,18 @@ def _member_probabilities(member: Member, scan: Scan, inputs: dict,
                         probs[head.name][:, s] = to_native(part[i], grids[s], scan.shape_hw, outside_class=0)
                     start += head.n_classes
         yield last
-    return probs
+
+
+def _slice_ranges(n_slices: int, n_members: int, workers: int) -> list[range]:
+    """Split a scan's slices so that ``workers`` threads get equal shares of all the members'
+    work (3 members on 2 cores: halves, not whole members, or one core idles a third of the time).
+
+    >>> _slice_ranges(12, 3, 2), _slice_ranges(12, 2, 2), _slice_ranges(5, 3, 1)
+    ([range(0, 6), range(6, 12)], [range(0, 12)], [range(0, 5)])
+    """
+    parts = 1 if workers <= 1 or n_members % workers == 0 else workers
+    bounds = np.linspace(0, n_slices, parts + 1).round().astype(int)
+    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def member_learnt(member: Member) -> set[str]:
@@ -385,13 +402,20 @@ def _segment(scan: Scan, ensemble: Ensemble, dev: torch.device, workers: int, me
     centres = find_canal(scan, ensemble.localiser, normalised, dev)
     t_localised = time.monotonic()
     inputs = _member_inputs(ensemble.members, scan, normalised, centres, dev)
-    jobs = [_member_probabilities(member, scan, inputs) for member in ensemble.members]
-    member_probs = yield from _run_members(jobs, ensemble.members, workers, scan, total, started)
+    member_probs = [_empty_probabilities(member, scan) for member in ensemble.members]
+    ranges = _slice_ranges(scan.n_slices, len(ensemble.members), workers)
+    jobs, owners, starts = [], [], []
+    for i, member in enumerate(ensemble.members):
+        for part in ranges:
+            jobs.append(_member_probabilities(member, scan, inputs, member_probs[i], part))
+            owners.append(member)
+            starts.append(part.start)
+    yield from _run_members(jobs, owners, workers, scan, total, started, starts)
     t_members = time.monotonic()
     member_maps: dict[str, LabelMap] = {}
     for member, probs in zip(ensemble.members, member_probs):
         name = _unique(member.name, member_maps)
-        heads = [h for _, meta in member.networks for h in head_specs(meta)]
+        heads = _member_heads(member)
         member_maps[name] = labels_from_member_probabilities(
             probs, heads, member_learnt(member), "model" + re.sub(r"[^A-Za-z0-9]", "", member.name))
     maps = list(member_maps.values())
@@ -418,11 +442,11 @@ def _consensus(ensemble: Ensemble, member_probs: list[dict], maps: list[LabelMap
     return labels_from_member_probabilities(mean, heads, learnt, "score")
 
 
-def _run_members(jobs, members, workers: int, scan: Scan, total: int, started: float):
-    """Drive the members' generators (each yields its slices done so far), ``workers`` at a
-    time; yield Progress; return what each returned."""
+def _run_members(jobs, members, workers: int, scan: Scan, total: int, started: float, starts=None):
+    """Drive the members' generators (each yields the slice it has reached, beginning at its
+    ``starts`` entry), ``workers`` at a time; yield Progress; return what each returned."""
     done = 0
-    reached = [0] * len(jobs)  # slices each member has finished
+    reached = list(starts) if starts is not None else [0] * len(jobs)
     label = [f"{scan.stem}: model {m.name} slice {{}}/{scan.n_slices}" for m in members]
     if workers <= 1:
         results = []
@@ -504,7 +528,8 @@ def write_result(scan: Scan, result: SegmentationResult, out_dir, members: bool 
 
 
 def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "default", device: str = "cpu",
-                  members: bool = False, disagreement: bool = False) -> Generator[Progress, None, list[dict]]:
+                  members: bool = False, disagreement: bool = False,
+                  vote: str = "soft") -> Generator[Progress, None, list[dict]]:
     """Segment scan files and write ``<stem>_desc-score_dseg/lesion.nii.gz`` and ``<stem>_areas.csv``.
 
     Also ``<stem>_desc-model<NAME>_dseg/lesion.nii.gz`` per member (``members``) and
@@ -527,7 +552,7 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
     total = sum(s.n_slices for s in scans) * len(ensemble.members)
     done, outputs = 0, []
     for scan in scans:
-        job = segment_scan(scan, ensemble, device, members_out=members)
+        job = segment_scan(scan, ensemble, device, members_out=members, vote=vote)
         try:
             while True:
                 step = next(job)
@@ -535,6 +560,7 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
         except StopIteration as stop:
             result = stop.value
         done += scan.n_slices * len(ensemble.members)
+        writing = time.monotonic()
         written = write_set(scan, result, out_dir, members=members, disagreement=disagreement, inputs=paths)
-        outputs.append({**written, "timing": result.timing})
+        outputs.append({**written, "timing": {**result.timing, "write": time.monotonic() - writing}})
     return outputs

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from score_gui.areas import (label_file_areas, parse_label_name, read_qc, study_areas_job,
-                             write_areas_table)
 from score_gui.cli._args import workers
 from score_gui.errors import ScoreInputError
 from score_gui.outputs import FORCE_HELP
@@ -38,6 +36,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from score_gui.areas import (label_file_areas, parse_label_name, read_qc, study_areas_job,
+                                 write_areas_table)
     from score_gui.filesets import recover_folders_of
     from score_gui.outputs import guard_output
 

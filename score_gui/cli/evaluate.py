@@ -16,7 +16,6 @@ from pathlib import Path
 
 from score_gui.atomic import atomic_path
 from score_gui.filesets import recover_folders_of
-from score_gui.metrics import evaluate_files
 from score_gui.outputs import FORCE_HELP, guard_output
 
 
@@ -33,6 +32,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from score_gui.metrics import evaluate_files
+
     inputs = [args.pred, args.truth, args.pred_lesion, args.truth_lesion]
     guard_output(args.output, inputs=inputs, force=args.force)
     recover_folders_of(inputs)  # a segment run killed while writing: make its result set whole

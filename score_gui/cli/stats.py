@@ -20,8 +20,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import pandas as pd
-
 from score_gui.atomic import atomic_path, ensure_writable_dir
 from score_gui.errors import ScoreInputError
 from score_gui.outputs import FORCE_HELP, guard_output
@@ -55,7 +53,9 @@ def _groups(args, covariates):
     return None
 
 
-def compute_tables(args) -> dict[str, pd.DataFrame]:
+def compute_tables(args) -> dict:
+    import pandas as pd
+
     """Every table ``score stats`` writes, by name."""
     from score_gui.agreement import (agreement_summary, reproducibility, reproducibility_summary,
                                      study_agreement_job)
@@ -111,7 +111,9 @@ def compute_tables(args) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> list[Path]:
+def write_tables(tables: dict, folder: Path) -> list[Path]:
+    import pandas as pd
+
     """CSV per table plus one Excel workbook with a sheet each."""
     folder = ensure_writable_dir(folder)
     written = []
