@@ -398,7 +398,7 @@ def _segment(scan: Scan, ensemble: Ensemble, dev: torch.device, workers: int, me
              started: float, vote: str) -> Generator[Progress, None, SegmentationResult]:
     total = scan.n_slices * len(ensemble.members)
     yield Progress(0, total, f"{scan.stem}: finding the canal", started)
-    normalised = zscore_slices(scan.images)
+    normalised = _broadcast_single_contrast(zscore_slices(scan.images), ensemble)
     centres = find_canal(scan, ensemble.localiser, normalised, dev)
     t_localised = time.monotonic()
     inputs = _member_inputs(ensemble.members, scan, normalised, centres, dev)
@@ -427,6 +427,17 @@ def _segment(scan: Scan, ensemble: Ensemble, dev: torch.device, workers: int, me
               "per_slice": (finished - started) / max(scan.n_slices, 1)}
     return SegmentationResult(consensus=consensus, members=member_maps if members_out else {},
                               disagreement=disagreement, centres=centres, timing=timing)
+
+
+def _broadcast_single_contrast(normalised: np.ndarray, ensemble: Ensemble) -> np.ndarray:
+    """A single-contrast scan repeated on every input of models that accept that
+    (:func:`score_gui.mdgru.checkpoint.broadcasts_single_contrast`); else unchanged."""
+    inputs = {int(meta["in_channels"]) for m in ensemble.members for _, meta in m.networks}
+    if ensemble.localiser is not None:
+        inputs.add(int(ensemble.localiser[1]["in_channels"]))
+    if normalised.shape[1] == 1 and len(inputs) == 1 and (wanted := inputs.pop()) > 1:
+        return np.repeat(normalised, wanted, axis=1)
+    return normalised
 
 
 def _consensus(ensemble: Ensemble, member_probs: list[dict], maps: list[LabelMap], vote: str) -> LabelMap:

@@ -167,10 +167,26 @@ def head_specs(meta: dict) -> list[HeadSpec]:
     return [HeadSpec.from_meta(h) for h in meta["heads"]]
 
 
+def broadcasts_single_contrast(meta: dict, n_images: int) -> bool:
+    """Whether a model takes a single-contrast scan on all its inputs.
+
+    Only models trained for it say so (``meta["single_contrast_broadcast"]``): the default
+    models saw every input set to one contrast in training (channel collapse and the
+    phantom's T2*-weighted contrast), so a T2*w image repeated on their 8 inputs is an
+    input they know. Any other model keeps its strict channel count.
+
+    >>> broadcasts_single_contrast({"in_channels": 8, "single_contrast_broadcast": True}, 1)
+    True
+    >>> broadcasts_single_contrast({"in_channels": 8}, 1)
+    False
+    """
+    return n_images == 1 and int(meta["in_channels"]) > 1 and bool(meta.get("single_contrast_broadcast"))
+
+
 def check_fits_scan(meta: dict, scan, model_path=None) -> None:
     """ScoreInputError naming the scan when the model's input channels do not match it."""
     expected = int(meta["in_channels"])
-    if scan.n_images != expected:
+    if scan.n_images != expected and not broadcasts_single_contrast(meta, scan.n_images):
         names = ", ".join(meta.get("channel_names", [])[:8])
         where = scan.path if scan.path is not None else model_path
         raise ScoreInputError(where, f"scan has {scan.n_images} image(s) but the model "

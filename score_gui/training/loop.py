@@ -716,7 +716,9 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
             validate = kind == "member" and bool(validation_slices)
             config = TrainConfig(iterations=n_iter, optimizer=optimizer, learning_rate=learning_rate,
                                  seed=seed + 7919 * fold.index + (0 if kind == "member" else 1), device=device,
-                                 checkpoint_every=checkpoint_every, batch_size=batch_size,
+                                 checkpoint_every=checkpoint_every,
+                                 # localiser crops span each scan's whole field of view: sizes differ
+                                 batch_size=batch_size if kind == "member" else 1,
                                  loader_workers=loader_workers,
                                  validate_every=max(n_iter // 10, 1) if validate else 0,
                                  patience=3 if validate else 0)

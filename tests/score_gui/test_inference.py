@@ -17,7 +17,7 @@ from score_gui.errors import ScoreInputError
 from score_gui.inference import (Ensemble, make_untrained_ensemble, models_root, pick_device,
                                  resolve_models, segment_files, segment_scan)
 from score_gui.labels import read_labels, validate_labels
-from score_gui.mdgru.checkpoint import save_model
+from score_gui.mdgru.checkpoint import load_model, save_model
 from score_gui.mdgru.model import MDGRUNet
 from score_gui.mdgru.preprocess import (find_canal, model_grid, sample_crops, sample_labels, to_native,
                                         zscore_slices)
@@ -303,3 +303,24 @@ def test_members_in_parallel_give_the_same_labels_as_in_sequence(tmp_path, monke
     job.close()
     assert torch.get_num_threads() == 2
     torch.set_num_threads(1)
+
+
+def test_single_contrast_scan_repeated_on_models_trained_for_it(tmp_path):
+    """Models whose metadata says so (the default ones) take a T2*w scan on all their inputs;
+    the result is exactly that of the image repeated as an 8-image scan."""
+    from score_gui.mdgru.checkpoint import read_checkpoint
+
+    folder = make_untrained_ensemble(tmp_path / "m", n_members=2, tiny=True)
+    for path in folder.glob("*.pt"):
+        content = read_checkpoint(path)
+        model, meta = load_model(path)
+        save_model(path, model, {**content["meta"], "single_contrast_broadcast": True})
+    scan, _ = disc_scan(n_slices=2)
+    single = Scan.from_arrays(scan.images[:, :1], pixel_spacing=scan.pixel_spacing)
+    repeated = Scan.from_arrays(np.repeat(scan.images[:, :1], 8, axis=1), pixel_spacing=scan.pixel_spacing)
+    ensemble = Ensemble.load(folder)
+    np.testing.assert_array_equal(drain(segment_scan(single, ensemble)).consensus.dseg,
+                                  drain(segment_scan(repeated, ensemble)).consensus.dseg)
+    three = Scan.from_arrays(scan.images[:, :3], pixel_spacing=scan.pixel_spacing)
+    with pytest.raises(ScoreInputError, match="expects 8"):
+        drain(segment_scan(three, ensemble))

@@ -1,0 +1,89 @@
+"""Transfer training on a lab's own single-contrast scans: time and held-out Dice of ``score train``.
+
+Stands in for a small multi-site T2*-weighted study labelled with cord and gray matter only
+(contract section 2, partial labels): scans from the evaluation-only generator
+:mod:`score_gui.phantom_variant` (never used to train the default models), one image per
+slice, each "site" with its own pixel size and field of view. Runs the same
+cross-validation as ``score train STUDY --rater G --folds 3`` (grouped by subject, early
+stopping on a held-out training subject, out-of-fold segmentation through
+``segment_scan``) and prints the wall time and the out-of-fold Dice per compartment,
+starting from the default models (``--init default``) and, with ``--compare``, from
+random weights with the same settings.
+
+Usage: ``.venv/bin/python benchmarks/bench_transfer.py [--subjects 8] [--slices 6] [--compare]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from score_gui.labels import LabelMap, write_labels
+from score_gui.phantom_variant import make_variant_scan
+from score_gui.progress import drain
+from score_gui.scan import write_scan
+from score_gui.study import Study, scan_path
+from score_gui.training.loop import cross_validate
+
+SITES = ((0.5, 160), (0.67, 192), (0.8, 144), (0.4, 224))
+"""(pixel size mm, matrix) of the simulated sites, as in multi-site T2*w cord data."""
+FIRST_SEED = 930000
+
+
+def write_study(root: Path, n_subjects: int, n_slices: int) -> Study:
+    """A cord + GM labelled single-contrast study, subjects spread over :data:`SITES`."""
+    for i in range(n_subjects):
+        pixel, size = SITES[i % len(SITES)]
+        kind = "ms" if i % 2 else "hc"
+        scan, truth, _ = make_variant_scan(kind, seed=FIRST_SEED + i, n_slices=n_slices, shape=(size, size),
+                                           pixel_size=pixel, contrast="t2star")
+        subject = f"site{i % len(SITES) + 1}{kind}{i:02d}"
+        path = scan_path(root, subject)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scan.subject, scan.session = subject, None
+        write_scan(scan, path)
+        scan.path = path
+        cord_gm = np.where(truth.dseg >= 3, 3, np.where(truth.dseg == 2, 2, 0)).astype(np.uint8)
+        labels = LabelMap(dseg=cord_gm, lesion=None, labelled={"cord", "gm"}, who="raterG")
+        out = root / "derivatives" / "score" / path.parent.relative_to(root)
+        write_labels(scan, labels, out, "raterG")
+    return Study.open(root)
+
+
+def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, workers: int) -> tuple[dict, float]:
+    started = time.perf_counter()
+    result = drain(cross_validate(study, "G", out, folds=3, init=init, iterations=iterations, batch_size=batch,
+                                  loader_workers=workers, seed=0))
+    return result.mean_metrics(), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=8)
+    parser.add_argument("--slices", type=int, default=6)
+    parser.add_argument("--iterations", type=int, default=None, help="per fold (default: score train's)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init", default="default")
+    parser.add_argument("--compare", action="store_true", help="also train from random weights")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        study = write_study(Path(tmp) / "study", args.subjects, args.slices)
+        print(f"{args.subjects} single-contrast variant subjects over {len(SITES)} sites, {args.slices} slices "
+              f"each, labels cord + GM; 3 folds, batch {args.batch}, {args.workers} sampling process(es)")
+        for init in [args.init] + (["none"] if args.compare else []):
+            means, seconds = run(study, Path(tmp) / f"models-{init}", init, args.iterations, args.batch,
+                                 args.workers)
+            dice = "  ".join(f"{name} {values['dice']:.3f}" for name, values in means.items())
+            print(f"--init {init:<8} {seconds / 60:5.1f} min   out-of-fold Dice: {dice}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
