@@ -10,9 +10,12 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
 
 # PySide6 6.12 drops a reference to None on every void C++ call; on Python 3.11 a long GUI
-# test session aborts with "none_dealloc". Importing score_studio applies the workaround
-# (score_napari._qt.guard_singleton_refcounts).
-import score_studio  # noqa: E402,F401
+# test session aborts with "none_dealloc". Nothing applies the reserve on import any more
+# (score_napari._qt.guard_singleton_refcounts): the session adds it once, explicitly, as
+# the application and ScoreViewer do.
+from score_napari._qt import guard_singleton_refcounts  # noqa: E402
+
+guard_singleton_refcounts()
 
 
 def isolate_home(tmp_path_factory, monkeypatch):
@@ -33,7 +36,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 def _run_order(item) -> int:
     path = str(item.fspath).replace("\\", "/")
-    if path.endswith("tests/plugins/test_viewer.py"):
+    if path.endswith(("tests/plugins/test_viewer.py", "tests/plugins/test_napari_compat.py")):
         return 1
     if "tests/app/" in path:
         return 2

@@ -92,6 +92,11 @@ def create_window(interactive: bool = True):
     """The QApplication (napari's, with its theme resources) and the main window."""
     from napari.qt import get_qapp
 
+    from score_napari._qt import guard_singleton_refcounts
+
+    # PySide6 6.12 on CPython 3.11 drops references to None/True/False on void Qt calls;
+    # the reserve is added once per process, before any Qt viewer exists.
+    guard_singleton_refcounts()
     app = get_qapp()
     app.setApplicationName("SCORE Studio")
     app.setOrganizationName("SCORE")

@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings | None = None, interactive: bool = True):
         super().__init__()
         import napari
+        from score_napari._qt._napari_compat import qt_viewer_of
         from score_napari._qt.viewer_controller import ScoreViewer
 
         self.settings = settings or AppSettings.load()
@@ -110,7 +111,7 @@ class MainWindow(QMainWindow):
         # A full napari.Viewer (plugins, current_viewer(), viewer.window for the widgets),
         # whose canvas widget moves into this window; napari's own window stays hidden.
         self.viewer = napari.Viewer(title="SCORE Studio", show=False)
-        self.qt_viewer = self.viewer.window._qt_viewer
+        self.qt_viewer = qt_viewer_of(self.viewer, required=True)   # no public accessor in napari
         # Drops go to the window (study folders, DICOM folders), not to napari's reader.
         self.qt_viewer.setAcceptDrops(False)
         self.score_viewer = ScoreViewer(self.viewer)

@@ -1,16 +1,21 @@
-"""npe2 widget contributions: the annotation dock and the areas table inside plain napari.
+"""npe2 widget contributions: the whole SCORE workflow inside plain napari.
 
-One :class:`ScoreViewer` per napari viewer is shared by both widgets. It takes over a
+Annotation tools, the areas table, segmentation, QC and export, each a dock of napari's
+Plugins menu. One :class:`ScoreViewer` per napari viewer is shared by all of them. It takes over a
 scan opened with the SCORE reader (image layers carrying ``metadata["score_scan"]``),
 together with a SCORE labels layer if one is open.
 """
 
 # No ``from __future__ import annotations``: napari injects the viewer by the real type.
 from napari.viewer import Viewer
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                            QPushButton, QVBoxLayout, QWidget)
 
 from score_gui.labels import LabelMap
 from score_napari._qt.annotation import AnnotationWidget
 from score_napari._qt.areas_table import AreasTableWidget
+from score_napari._qt.segmentation import AUTOMATIC_SOURCE, SegmentationPanel
 
 _ATTRIBUTE = "_score_viewer"
 
@@ -72,7 +77,9 @@ def _adopt_later(score_viewer, layer) -> None:
 
 def _unwrap(napari_viewer):
     # napari hands widgets a PublicOnlyProxy; the panes need the real viewer (its canvas).
-    return getattr(napari_viewer, "__wrapped__", napari_viewer)
+    from score_napari._qt._napari_compat import unwrap_viewer
+
+    return unwrap_viewer(napari_viewer)
 
 
 class AnnotationDock(AnnotationWidget):
@@ -95,3 +102,268 @@ def make_annotation_widget(napari_viewer: Viewer) -> AnnotationWidget:
 
 def make_areas_widget(napari_viewer: Viewer) -> AreasTableWidget:
     return AreasDock(napari_viewer)
+
+
+# ----------------------------------------------------------------------------------------
+# The rest of the workflow: segmentation, QC and export, on the scan's study
+# ----------------------------------------------------------------------------------------
+def study_root_of(path):
+    """The study folder of a scan file (the folder holding its ``sub-<id>`` folder), or None.
+
+    Examples
+    --------
+    >>> str(study_root_of("/data/study/sub-01/ses-1/anat/sub-01_ses-1_amira.nii.gz"))
+    '/data/study'
+    >>> study_root_of("/tmp/scan.nii.gz") is None
+    True
+    """
+    from pathlib import Path
+
+    for parent in Path(path).parents:
+        if parent.name.startswith("sub-"):
+            return parent.parent
+    return None
+
+
+def opened_entry(score_viewer):
+    """The :class:`~score_gui.study.ScanEntry` of the scan on screen (None for a scan that
+    is not a file, such as the sample data); a scan outside a study gets its folder as the
+    study (results go to ``<folder>/derivatives/score``)."""
+    from pathlib import Path
+
+    from score_gui.study import ScanEntry
+
+    path = getattr(score_viewer.scan, "path", None)
+    if path is None:
+        return None
+    path = Path(path).resolve()
+    return ScanEntry(study_root_of(path) or path.parent, path)
+
+
+def _default_reviewer() -> str:
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = ""
+    return "".join(c for c in name if c.isascii() and c.isalnum())
+
+
+class StudyChooser(QWidget):
+    """``Study: <folder>  [Choose...]``; follows the study of the scan on screen until a
+    folder is chosen by hand."""
+
+    study_chosen = Signal(object)   # Path
+
+    def __init__(self, score_viewer, parent=None):
+        super().__init__(parent)
+        self.score_viewer = score_viewer
+        self.root = None
+        self._by_hand = False
+        self.label = QLabel("No study: open a scan of a study or choose its folder.")
+        self.label.setWordWrap(True)
+        button = QPushButton("Choose study...")
+        button.setToolTip("The BIDS-like study folder (sub-*/[ses-*/]anat/*_amira.nii.gz)")
+        button.clicked.connect(self._choose)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(button)
+        score_viewer.scan_loaded.connect(self._follow_scan)
+
+    def _choose(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a study folder")
+        if folder:
+            self._by_hand = True
+            self.set_root(folder)
+
+    def _follow_scan(self) -> None:
+        entry = opened_entry(self.score_viewer)
+        root = study_root_of(entry.path) if entry is not None else None
+        if root is not None and not self._by_hand and root != self.root:
+            self.set_root(root)
+
+    def set_root(self, root) -> None:
+        from pathlib import Path
+
+        self.root = Path(root).resolve()
+        self.label.setText(f"Study: <b>{self.root.name}</b>")
+        self.label.setToolTip(str(self.root))
+        self.study_chosen.emit(self.root)
+
+
+class SegmentationDock(SegmentationPanel):
+    """The application's segmentation panel in plain napari: segments the scan on screen
+    (opened with the SCORE reader) or every scan of its study; the result is written as
+    ``desc-score`` beside it and shown as contours (or as the labels to correct) with the
+    models' disagreement as a heat map."""
+
+    def __init__(self, napari_viewer: Viewer):
+        score_viewer = score_viewer_for(_unwrap(napari_viewer))
+        super().__init__(lambda: opened_entry(score_viewer), self._study_entries,
+                         lambda: score_viewer.scan)
+        self.score_viewer = score_viewer
+        self.scan_done.connect(self._show_result)
+
+    def _study_entries(self) -> list:
+        from score_gui.study import Study
+
+        entry = opened_entry(self.score_viewer)
+        if entry is None:
+            return []
+        if study_root_of(entry.path) is None:
+            return [entry]
+        return Study.open(entry.study_root).scans
+
+    def _show_result(self, done) -> None:
+        from pathlib import Path
+
+        entry = opened_entry(self.score_viewer)
+        if entry is None or Path(done.entry.path).resolve() != entry.path:
+            return
+        labels = done.result.consensus
+        self.score_viewer.add_reference_labels(AUTOMATIC_SOURCE, labels)
+        disagreement = getattr(done.result, "disagreement", None)
+        if disagreement is not None:
+            import numpy as np
+
+            self.score_viewer.add_overlay("disagreement", np.asarray(disagreement))
+        if self.result_use == "labels":
+            self.score_viewer.set_labels(LabelMap(
+                labels.dseg.copy(), None if labels.lesion is None else labels.lesion.copy(),
+                set(labels.labelled), who=AUTOMATIC_SOURCE))
+
+
+class QCDock(QWidget):
+    """QC mode in plain napari: the study's slices as thumbnails, pass/fail by keyboard,
+    decisions in the study's QC log; the viewer shows the scan and slice under review."""
+
+    def __init__(self, napari_viewer: Viewer):
+        super().__init__()
+        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
+        self.qc_widget = None
+        self.chooser = StudyChooser(self.score_viewer)
+        self.reviewer = QLineEdit(_default_reviewer())
+        self.reviewer.setPlaceholderText("your rater ID (letters and digits)")
+        self.reviewer.setToolTip("Written with every QC decision")
+        self.reviewer.editingFinished.connect(self._rebuild)
+        self.source = QComboBox()
+        self.source.setEditable(True)
+        self.source.addItems([AUTOMATIC_SOURCE])
+        self.source.setToolTip("Whose labels are reviewed (score, raterA, consensus, ...)")
+        self.source.activated.connect(lambda _i: self._rebuild())
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Reviewer:", self.reviewer)
+        form.addRow("Labels:", self.source)
+        self._layout = QVBoxLayout(self)
+        self._layout.addWidget(self.chooser)
+        self._layout.addLayout(form)
+        self._layout.addWidget(self.message)
+        self.chooser.study_chosen.connect(lambda _root: self._rebuild())
+        self.chooser._follow_scan()
+
+    def _rebuild(self) -> None:
+        from score_gui.errors import ScoreInputError
+        from score_napari._qt.qc_widget import QCWidget
+
+        root, reviewer = self.chooser.root, self.reviewer.text().strip()
+        if root is None:
+            return
+        if not (reviewer.isascii() and reviewer.isalnum()):
+            self.message.setText("Enter your rater ID (letters and digits) to record decisions.")
+            return
+        source = self.source.currentText().strip() or AUTOMATIC_SOURCE
+        old = self.qc_widget
+        if old is not None and old.study.root == root and old.reviewer == reviewer and old.source == source:
+            return
+        try:
+            widget = QCWidget(root, reviewer, source=source)
+        except (ScoreInputError, ValueError) as exc:
+            self.message.setText(str(exc))
+            return
+        if old is not None:
+            self._layout.removeWidget(old)
+            old.hide()
+            old.setParent(None)
+            old.deleteLater()
+        self.message.setText("")
+        sources = sorted({s for e in widget.study.scans for s in e.label_sources()} | {source})
+        self.source.blockSignals(True)
+        self.source.clear()
+        self.source.addItems(sources)
+        self.source.setCurrentText(source)
+        self.source.blockSignals(False)
+        self.qc_widget = widget
+        self._layout.addWidget(widget, 1)
+        widget.slice_selected.connect(self._show_slice)
+        widget.scan_changed.connect(lambda _stem: self._show_scan())
+        entry = opened_entry(self.score_viewer)
+        if entry is not None and entry.stem in [e.stem for e in widget.study.scans]:
+            widget.set_scan(entry.stem)
+        else:
+            self._show_scan()
+
+    def _show_scan(self) -> None:
+        """Open the scan under review in the viewer, its reviewed labels as contours."""
+        from pathlib import Path
+
+        from score_gui.labels import read_labels
+        from score_gui.scan import read_scan
+
+        widget = self.qc_widget
+        review = widget.entry if widget is not None else None
+        shown = opened_entry(self.score_viewer)
+        if review is None or (shown is not None and shown.path == Path(review.path).resolve()):
+            return
+        scan = read_scan(review.path)
+        references = {}
+        dseg = review.dseg_path(widget.source)
+        if dseg.exists():
+            references[widget.source] = read_labels(dseg, scan)
+        self.score_viewer.load_scan(scan, references=references)
+        if widget.current_slice() is not None:
+            self._show_slice(widget.current_slice())
+
+    def _show_slice(self, slice_index: int) -> None:
+        from pathlib import Path
+
+        widget, shown = self.qc_widget, opened_entry(self.score_viewer)
+        if widget is not None and widget.entry is not None and shown is not None \
+                and Path(widget.entry.path).resolve() == shown.path:
+            self.score_viewer.set_slice(slice_index)
+
+
+class ExportDock(QWidget):
+    """Export mode in plain napari: the study's areas table (QC applied), the summary,
+    area profiles and inter-rater agreement, saved as CSV, Excel, PNG or SVG."""
+
+    def __init__(self, napari_viewer: Viewer):
+        from score_napari._qt.export_widget import ExportWidget
+
+        super().__init__()
+        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
+        self.chooser = StudyChooser(self.score_viewer)
+        self.export_widget = ExportWidget(background=True)   # areas of a large study take seconds
+        # napari's dark theme sets no alternate row colour: every second row came out white
+        # with white text.
+        self.export_widget.setStyleSheet("QTableWidget { alternate-background-color: #31353d; }")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.chooser)
+        layout.addWidget(self.export_widget, 1)
+        self.chooser.study_chosen.connect(self._set_study)
+        self.score_viewer.scan_loaded.connect(self._follow_scan)
+        self.chooser._follow_scan()
+
+    def _set_study(self, root) -> None:
+        study = self.export_widget.study
+        if study is None or study.root != root:
+            self.export_widget.set_study(root)
+        self._follow_scan()
+
+    def _follow_scan(self) -> None:
+        entry = opened_entry(self.score_viewer)
+        if entry is not None and self.export_widget.study is not None:
+            self.export_widget.set_current_scan(entry.stem)

@@ -28,7 +28,11 @@ def test_manifest_is_valid_and_registered():
     assert manifest.name == "score-studio"   # npe2 requires the distribution's name
     commands = {c.id for c in manifest.contributions.commands}
     assert {"score-studio.get_reader", "score-studio.write_labels", "score-studio.make_sample",
-            "score-studio.annotation_widget", "score-studio.areas_widget"} <= commands
+            "score-studio.annotation_widget", "score-studio.areas_widget",
+            "score-studio.segmentation_widget", "score-studio.qc_widget",
+            "score-studio.export_widget"} <= commands
+    widgets = {w.display_name for w in manifest.contributions.widgets}
+    assert widgets == {"SCORE annotation", "SCORE areas", "SCORE segmentation", "SCORE QC", "SCORE export"}
     points = [ep for ep in entry_points(group="napari.manifest") if ep.name == "score-napari"]
     assert points and points[0].value == "score_napari:napari.yaml"
     npe2 = Path(sys.executable).with_name("npe2")
@@ -114,3 +118,57 @@ def test_sample_and_widgets_in_plain_napari(make_napari_viewer, qtbot):
     assert len(score_viewer.panes) == 11 and len(viewer.layers) == 22   # the sample was taken over
     assert score_viewer.get_labels().dseg.any()
     assert areas.table.item(2, 0).text() != ""
+
+
+@pytest.mark.gui
+def test_whole_workflow_in_plain_napari(make_napari_viewer, qtbot, tmp_path):
+    """A scan of a study opened with the reader; the five docks from napari's Plugins menu
+    segment it, review its slices and export the study's areas, on the same panes."""
+    from score_gui.inference import make_untrained_ensemble
+    from score_gui.phantom import make_study
+    from score_gui.qc.log import QCLog
+    from score_napari._qt.qc_widget import QCWidget
+
+    study = make_study(tmp_path / "study", n_hc=1, n_ms=0, n_slices=3, raters=("B",), shape=(64, 64))
+    entry = study.scans[0]
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.open(str(entry.path), plugin="score-studio")
+    docks = {name: viewer.window.add_plugin_dock_widget("score-studio", name)[1]
+             for name in ("SCORE annotation", "SCORE areas", "SCORE segmentation", "SCORE QC",
+                          "SCORE export")}
+    score_viewer = docks["SCORE annotation"].score_viewer
+    assert all(dock.score_viewer is score_viewer for dock in docks.values())
+    assert len(score_viewer.panes) == 11 and score_viewer.scan.path == entry.path
+
+    # Segmentation of the scan on screen: written as desc-score, shown as contours.
+    segmentation = docks["SCORE segmentation"]
+    models = make_untrained_ensemble(tmp_path / "models", n_members=2, tiny=True)
+    segmentation.model_combo.insertItem(0, "untrained", str(models))
+    segmentation.model_combo.setCurrentIndex(0)
+    with qtbot.waitSignal(segmentation.finished, timeout=180_000):
+        segmentation.segment_button.click()
+    assert entry.dseg_path("score").exists()
+    assert "score" in score_viewer.references
+    assert "disagreement" in [layer.metadata.get("score_name") for layer in viewer.layers]
+
+    # QC of the study: follows the scan on screen; the viewer follows the slice reviewed.
+    qc = docks["SCORE QC"]
+    assert qc.chooser.root == study.root
+    qc.reviewer.setText("rev1")
+    qc._rebuild()
+    assert isinstance(qc.qc_widget, QCWidget) and qc.qc_widget.entry.stem == entry.stem
+    assert qc.qc_widget.grid.count() == 3
+    qc.qc_widget.grid.setCurrentRow(2)
+    assert score_viewer.current_slice == 2
+    qc.qc_widget.pass_current()
+    decisions = QCLog(study.root).decisions()
+    assert ((decisions["reviewer"] == "rev1") & (decisions["status"] == "pass")).sum() == 1
+
+    # Export of the study's areas, the scan on screen selected.
+    export = docks["SCORE export"].export_widget
+    assert export.wait(120)
+    assert export.study.root == study.root and len(export.areas) > 0
+    assert export.scan_box.currentText() == entry.stem
+    shot = viewer.screenshot(str(tmp_path / "plain_napari.png"), canvas_only=False)
+    assert shot.shape[0] > 500 and shot[..., :3].std() > 10

@@ -19,6 +19,11 @@ def guard_singleton_refcounts() -> bool:
     none_dealloc`` / ``bool_dealloc``) after some 10,000 slice changes. CPython 3.12 and
     later make these singletons immortal; on 3.11 this adds a large reserve of
     references once per process. Returns True when the reserve was added.
+
+    Applied explicitly where a Qt viewer is made: by
+    :class:`~score_napari._qt.viewer_controller.ScoreViewer` (so the plugin's widgets in
+    plain napari are covered) and by the application's ``create_window``; never on import
+    (the npe2 reader and writer import this package without any Qt viewer).
     """
     global _GUARDED
     if _GUARDED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
@@ -29,6 +34,3 @@ def guard_singleton_refcounts() -> bool:
     _GUARDED = True
     return True
 
-
-# Any use of the plugin's Qt side is covered, in plain napari too.
-guard_singleton_refcounts()

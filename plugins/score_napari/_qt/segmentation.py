@@ -4,7 +4,8 @@ The ensemble runs in napari's ``thread_worker`` driving the core generator
 (:func:`score_gui.inference.segment_scan`), so the window stays responsive; the panel
 shows a progress bar, the ETA (:func:`score_gui.progress.format_eta`) and a Cancel button.
 Each result is written to the study's derivatives as ``desc-score`` (previous version kept
-in ``.history``) and handed to the main window through :attr:`SegmentationPanel.scan_done`.
+in ``.history``) and handed on through :attr:`SegmentationPanel.scan_done` (to the application's
+main window, or to the viewer by the plugin's dock in plain napari).
 """
 
 from __future__ import annotations

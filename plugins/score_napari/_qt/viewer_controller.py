@@ -26,7 +26,6 @@ Examples
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +34,9 @@ from psygnal import Signal
 from score_gui import labels as lab
 from score_gui.labels import LESION_VALUE, LabelMap
 from score_gui.scan import Scan
+from score_napari._qt import _napari_compat as compat
+from score_napari._qt._napari_compat import (lighten_layer, refresh_labels_region,  # noqa: F401
+                                             skip_repeated_slicing, slice_when_visible)
 
 TOOLS = {"brush": "paint", "eraser": "erase", "fill": "fill", "polygon": "polygon",
          "pan": "pan_zoom", "pick": "pick"}
@@ -214,8 +216,10 @@ class ScoreViewer:
         self._loading = False
         self._last_slice = -1
         self.history_limit = 100
-        memoize_grid_layout()
-        skip_repeated_slicing(viewer)
+        # napari patches for this viewer only, each checked against the napari version
+        # (score_napari._qt._napari_compat).
+        compat.memoize_grid_layout(viewer)
+        compat.skip_repeated_slicing(viewer)
         viewer.dims.events.current_step.connect(self._on_step)
 
     # ------------------------------------------------------------------------------------
@@ -305,41 +309,12 @@ class ScoreViewer:
         self._apply_layout()    # the layout is kept from scan to scan
 
     def _vispy_canvas(self):
-        window = getattr(self.viewer, "window", None)
-        qt_viewer = getattr(window, "_qt_viewer", None)
-        return getattr(qt_viewer, "canvas", None)
+        return compat.vispy_canvas(self.viewer)
 
-    @contextmanager
     def _scene_paused(self):
         """Lay the grid out once at the end instead of once per added or hidden layer
         (napari re-lays out every cell for every layer: quadratic in the layer count)."""
-        canvas = self._vispy_canvas()
-        if canvas is None or getattr(canvas, "_pause_scene_graph", None) is None:
-            yield
-            return
-        previous = canvas._pause_scene_graph
-        before = self._scene_signature()
-        canvas._pause_scene_graph = True
-        try:
-            yield
-        finally:
-            canvas._pause_scene_graph = previous
-            # Nothing added, removed, hidden or re-gridded: skip the (costly) lay-out.
-            if not previous and self._scene_signature() != before:
-                self._drop_stale_grid(canvas)
-                canvas._update_scenegraph()
-
-    def _drop_stale_grid(self, canvas) -> None:
-        """Make napari build its grid of views anew when its cells no longer match.
-
-        Pane titles (layer overlays) placed while the scene is paused index napari's vispy
-        grid at the new cells, which creates them without cameras; napari then sees a grid
-        of the right size and keeps it, and those cells do not follow zoom and pan.
-        """
-        grid = self.viewer.canvas.grid
-        if grid.enabled and len(canvas.grid_views) != len(list(grid.iter_viewboxes(self.viewer.layers))):
-            canvas.grid.parent = None
-            canvas.grid = canvas.central_widget.add_grid(border_width=0)
+        return compat.scene_paused(self.viewer, self._scene_signature)
 
     def _scene_signature(self) -> tuple:
         grid = self.viewer.canvas.grid
@@ -348,18 +323,10 @@ class ScoreViewer:
     def canvas_position(self, pane_key: str, row: float, col: float) -> tuple[int, int]:
         """Canvas pixel ``(x, y)`` of image pixel ``(row, col)`` in a pane (for tests and
         scripted interaction)."""
-        canvas = self._vispy_canvas()
         pane = next(p for p in self.panes if p.key == pane_key)
         if not pane.image.visible:
             raise ValueError(f"pane {pane_key!r} is not shown in layout {self._layout!r}")
-        index = self.viewer.layers.index(pane.image)
-        grid = self.viewer.canvas.grid
-        view = canvas.view
-        if grid.enabled:
-            cell = grid.position(index, self.viewer.layers)
-            for (coords, _), viewbox in zip(grid.iter_viewboxes(self.viewer.layers), canvas.grid_views):
-                if coords == cell:
-                    view = viewbox
+        view = compat.cell_view(self.viewer, self.viewer.layers.index(pane.image))
         dy, dx = self.scan.pixel_spacing
         transform = view.transform * view.scene.transform
         x, y = transform.map([col * dx, row * dy])[:2]
@@ -466,10 +433,10 @@ class ScoreViewer:
         layer.editable = False
         layer.brush_size = self._brush_size
         layer.selected_label = self._label_value
-        layer._apply_mask_to_data = lambda data, mask, value, key, _layer=layer: \
-            self._paint_masked(_layer, data, mask, value, key)
-        layer.undo = self.undo
-        layer.redo = self.redo
+        if compat.install_paint_hook(layer, lambda data, mask, value, key, _layer=layer:
+                                     self._paint_masked(_layer, data, mask, value, key)):
+            layer.undo = self.undo
+            layer.redo = self.redo
         layer.events.paint.connect(self._on_paint_finished)
         layer.events.labels_update.connect(lambda event, _layer=layer: self._on_labels_update(_layer))
         for key, action in self.key_actions().items():
@@ -580,7 +547,7 @@ class ScoreViewer:
             self._labelled.add(_VALUE_TO_STRUCTURE[value])
         self._pending_key = key if self._pending_key is None else _union(self._pending_key, key)
         # Last: outside a drag this fires napari's paint event, which ends our undo step.
-        layer._save_history(layer._history_atom_for_mask_paint(key, old_overlay, shown, value))
+        compat.record_paint_history(layer, key, old_overlay, shown, value)
         return shown if shown.any() else None
 
     def _on_labels_update(self, layer) -> None:
@@ -600,8 +567,7 @@ class ScoreViewer:
     def _on_paint_finished(self, event=None) -> None:
         """A stroke, fill or polygon ended: one undo step, listeners told."""
         if self._master is not None:
-            self._master._undo_history.clear()   # the viewer keeps its own history
-            self._master._redo_history.clear()
+            compat.clear_napari_history(self._master)   # the viewer keeps its own history
         if not self._staged:
             return
         self._push_undo(self._staged)
@@ -1069,34 +1035,6 @@ class ScoreViewer:
             raise RuntimeError("no scan loaded: call load_scan first")
 
 
-def lighten_layer(layer, canvas) -> None:
-    """Skip work napari repeats for every layer on every slice change.
-
-    - The layer-list thumbnail (SCORE does not show napari's layer list thumbnails
-      as a working tool; 22 of them cost about 10 % of a slice change).
-    - The vispy transform, re-derived from the unchanged scale on every data change
-      (about 40 % of a slice change): done again only when the layer's transform
-      inputs, the displayed axes or the vispy node change.
-    """
-    layer._update_thumbnail = lambda *args, **kwargs: None
-    visual = getattr(canvas, "layer_to_visual", {}).get(layer) if canvas is not None else None
-    if visual is None or getattr(visual, "_score_light", False):
-        return
-    original = visual._on_matrix_change
-    state = {"key": None}
-
-    def on_matrix_change(*args, **kwargs):
-        key = (id(visual.node), tuple(layer._slice_input.displayed), tuple(layer.scale),
-               tuple(layer.translate), layer.affine.affine_matrix.tobytes(), str(layer.units))
-        if key != state["key"]:
-            state["key"] = key
-            original(*args, **kwargs)
-
-    # Transform events from the layer itself still go to the original method.
-    visual._on_matrix_change = on_matrix_change
-    visual._score_light = True
-
-
 _SPARE_PREFIX = "\x00spare"
 
 
@@ -1112,141 +1050,5 @@ def _spare_name(taken) -> str:
     return next(f"{_SPARE_PREFIX}{i}" for i in range(len(taken) + 1) if f"{_SPARE_PREFIX}{i}" not in taken)
 
 
-_GRID_MEMO: dict = {}
-
-
-def memoize_grid_layout() -> None:
-    """Work napari's grid lay-out out once per state of the layer list, not once per query.
-
-    napari 0.9's ``GridCanvas.position`` walks the whole layer list (twice) for every
-    layer it places, and every lay-out, overlay placement and visibility change asks it
-    for every layer of every cell: cubic in the layer count. With 22-33 layers that is
-    seconds per layout switch. The answers depend only on the grid's settings and the
-    layers' order and visibility, so they are kept for that state (a handful of states).
-    Installed once per process; napari's results are unchanged.
-    """
-    from napari.components.grid import GridCanvas
-
-    if getattr(GridCanvas, "_score_memoized", False):
-        return
-    position, actual_shape, contents_at = GridCanvas.position, GridCanvas.actual_shape, GridCanvas.contents_at
-
-    def state(grid, layers) -> tuple:
-        items = getattr(layers, "_list", layers)
-        return (id(grid), grid.enabled, grid.stride, tuple(grid.shape),
-                tuple((id(layer), layer._visible) for layer in items))
-
-    def lay_out(grid, layers) -> tuple:
-        key = state(grid, layers)
-        found = _GRID_MEMO.get(key)
-        if found is None:
-            if len(_GRID_MEMO) > 16:
-                _GRID_MEMO.clear()
-            # napari's position() asks actual_shape() (memoized): the shape goes in first.
-            _GRID_MEMO[key] = (actual_shape(grid, layers), None)
-            positions = tuple(position(grid, i, layers) for i in range(len(layers)))
-            found = _GRID_MEMO[key] = (_GRID_MEMO[key][0], positions)
-        return found
-
-    def memo_position(self, index, layers):
-        if not self.enabled or not layers or not 0 <= index < len(layers):
-            return position(self, index, layers)   # napari's answer or error
-        return lay_out(self, layers)[1][index]
-
-    def memo_actual_shape(self, layers):
-        return lay_out(self, layers)[0] if layers else actual_shape(self, layers)
-
-    def memo_contents_at(self, where, layers):
-        if not self.enabled or not layers:
-            return contents_at(self, where, layers)
-        where = tuple(where)
-        return tuple(i for i, cell in enumerate(lay_out(self, layers)[1]) if cell == where)
-
-    GridCanvas.position = memo_position
-    GridCanvas.actual_shape = memo_actual_shape
-    GridCanvas.contents_at = memo_contents_at
-    GridCanvas._score_memoized = True
-
-
-def skip_repeated_slicing(viewer) -> None:
-    """Slice the layers once per slice change instead of twice.
-
-    napari 0.9 connects both ``dims.events.point`` and ``dims.events.current_step`` to
-    ``ViewerModel._update_layers`` (a documented work-around), so every step walks all
-    layers twice. A full update with the same dims and the same layers as the previous
-    one is skipped; updates of given layers (a layer added) always run.
-    """
-    if getattr(viewer, "_score_single_slicing", False):
-        return
-    update_layers = viewer._update_layers      # napari looks the callback up by name
-    last = {"key": None}
-
-    def update_once(*, layers=None):
-        if layers is None:
-            dims = viewer.dims
-            key = (dims.point, dims.ndisplay, dims.order, dims.margin_left, dims.margin_right,
-                   tuple(map(id, viewer.layers)))
-            if key == last["key"]:
-                return
-            last["key"] = key
-        update_layers(layers=layers)
-
-    viewer._update_layers = update_once
-    viewer._score_single_slicing = True
-
-
-def slice_when_visible(layer, viewer) -> None:
-    """Slice a hidden layer when it is shown, not on every slice change while hidden.
-
-    In the two-pane layout 18 of 22 layers are hidden; napari still works out their
-    slice on every step (transforms, extent), a third of the slicing time. Slicing
-    also no longer clears the layer's extent, which the slice does not change (napari
-    clears it on data and transform changes) and which made the layer list recompute
-    the extent of every layer on every step.
-    """
-    if getattr(layer, "_score_slice_when_visible", False):
-        return
-    stale = {"slice": False}
-
-    def slice_dims(dims, force: bool = False) -> None:
-        if not layer.visible and not force:
-            stale["slice"] = True
-            return
-        changed = layer._slicing_state.set_slice_input_from_dims(dims, force)
-        if force or changed:
-            layer._refresh_sync(data_displayed=True, thumbnail=True, highlight=True)
-
-    def on_visible(event=None) -> None:
-        # napari's ``visible`` setter has refreshed the old slice by now; a visible layer
-        # whose slice input changes slices itself (``force`` would only store the input).
-        if layer.visible and stale["slice"]:
-            stale["slice"] = False
-            if layer._slicing_state.set_slice_input_from_dims(viewer.dims, False):
-                layer._refresh_sync(data_displayed=True, highlight=True)
-
-    layer._slice_dims = slice_dims
-    layer.events.visible.connect(on_visible)
-    layer._score_slice_when_visible = True
-
-
 def _union(a: tuple, b: tuple) -> tuple:
     return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))
-
-
-def refresh_labels_region(layer, key: tuple) -> None:
-    """Redraw the part ``key`` (an N-D box) of a labels layer's current slice.
-
-    Costs about 0.1 ms per layer for a brush-sized box, against about 2 ms for a full
-    ``refresh()``; recomputes the colours (and contours) from the shared data.
-    """
-    if not layer.visible or not layer._slicing_state.loaded or layer._slice.empty:
-        return
-    layer._updated_slice = None
-    layer._accumulate_updated_slice(key)
-    dims = layer._slice_input.displayed
-    box = tuple(layer._updated_slice[d] for d in dims)
-    layer._updated_slice = None
-    raw = layer._slice.image.raw
-    colors = layer._raw_to_displayed(raw, data_slice=box)
-    layer._slice.image.view[box] = colors
-    layer.events.labels_update(data=colors, offset=[s.start for s in box])
