@@ -144,8 +144,9 @@ def full_structures() -> set[str]:
     return set(LABELLED_STRUCTURE_KEYS)
 
 
-def write_raters_consensus(entry, scan=None) -> dict:
-    """Majority vote of a study scan's raters, written as ``desc-consensus`` beside their labels.
+def raters_consensus(entry, scan=None) -> tuple[LabelMap, dict]:
+    """Majority vote of a study scan's raters' saved labels, written as ``desc-consensus``
+    beside them (the previous consensus kept in ``.history``).
 
     Parameters
     ----------
@@ -155,16 +156,31 @@ def write_raters_consensus(entry, scan=None) -> dict:
 
     Returns
     -------
-    dict
-        ``{"dseg": path, "lesion": path}`` (lesion only when some rater labelled lesions);
-        empty when the scan has fewer than two raters.
+    (LabelMap, dict)
+        The consensus (``who = "consensus"``) and the files written, ``{"dseg": path,
+        "lesion": path}`` (lesion only when some rater labelled lesions).
+
+    Raises
+    ------
+    ScoreInputError
+        Fewer than two raters labelled the scan, or a rater's labels cannot be read.
     """
+    from score_gui.errors import ScoreInputError
     from score_gui.labels import read_labels, write_labels
     from score_gui.scan import read_scan
 
     raters = entry.raters()
     if len(raters) < 2:
-        return {}
+        raise ScoreInputError(entry.path, f"consensus needs labels of at least 2 raters; "
+                                          f"{entry.stem} has {len(raters)}")
     scan = scan if scan is not None else read_scan(entry.path)
     maps = [read_labels(entry.dseg_path(f"rater{r}"), scan) for r in raters]
-    return write_labels(scan, majority_vote(maps, who="consensus"), entry.derivatives_dir, "consensus")
+    consensus = majority_vote(maps, who="consensus")
+    return consensus, write_labels(scan, consensus, entry.derivatives_dir, "consensus")
+
+
+def write_raters_consensus(entry, scan=None) -> dict:
+    """:func:`raters_consensus`'s files; empty when the scan has fewer than two raters."""
+    if len(entry.raters()) < 2:
+        return {}
+    return raters_consensus(entry, scan)[1]

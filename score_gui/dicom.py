@@ -161,6 +161,36 @@ def _frame(path: Path, ds, groups, frame_index, order) -> Frame:
                  thickness=_float(_value(groups, ds, "PixelMeasuresSequence", "SliceThickness")))
 
 
+def looks_like_dicom(folder: str | Path, limit: int = 200) -> bool:
+    """Whether a folder holds DICOM files: one of its first ``limit`` files (recursively)
+    has the ``DICM`` marker at byte 128 or a ``.dcm``/``.ima`` name. Cheap: reads 132 bytes
+    a file, parses nothing (the app uses it to tell a DICOM folder from a loose NIfTI one).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "notes.txt").write_text("not an image")
+    >>> looks_like_dicom(folder)
+    False
+    >>> _ = (folder / "IM0001").write_bytes(bytes(128) + b"DICM" + bytes(8))
+    >>> looks_like_dicom(folder)
+    True
+    """
+    files = (f for f in Path(folder).rglob("*") if f.is_file())
+    for _, file in zip(range(limit), files):
+        if file.suffix.lower() in (".dcm", ".ima"):
+            return True
+        try:
+            with open(file, "rb") as handle:
+                head = handle.read(132)
+        except OSError:
+            continue
+        if head[128:132] == b"DICM":
+            return True
+    return False
+
+
 def _candidate_files(folder: Path) -> list[Path]:
     files = []
     for root, dirs, names in os.walk(folder):

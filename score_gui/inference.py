@@ -538,6 +538,88 @@ def write_result(scan: Scan, result: SegmentationResult, out_dir, members: bool 
     return write_set(scan, result, out_dir, members=members, disagreement=disagreement)
 
 
+@dataclass
+class ScanSegmented:
+    """One scan finished by :func:`segment_scans`.
+
+    Attributes
+    ----------
+    index : int
+        Its place in the scans given.
+    scan : Scan
+    result : SegmentationResult
+    written : dict
+        What the ``write`` callback returned (``{kind: path}``; empty without one).
+    timing : dict
+        ``result.timing`` plus ``write`` (seconds spent in the callback).
+    """
+
+    index: int
+    scan: Scan
+    result: SegmentationResult
+    written: dict
+    timing: dict
+
+
+def segment_scans(scans, ensemble: Ensemble, write=None, device: str | None = None, members_out: bool = False,
+                  vote: str = "soft", steps_per_scan: int | None = None,
+                  started: float | None = None) -> Generator[Progress | ScanSegmented, None, int]:
+    """Segment several scans one after the other on one progress scale: the loop that
+    ``score segment`` (:func:`segment_files`), ``score batch`` (through it) and the
+    application's "Segment all" drive.
+
+    Yields :class:`~score_gui.progress.Progress` (messages ``"<stem> (i/n): ..."``, or
+    ``"<stem>: ..."`` for one scan) and, after each scan, a :class:`ScanSegmented`, then
+    the scan's last step (``"<stem>: written"``). Returns the number of scans done.
+
+    Parameters
+    ----------
+    scans : sequence of Scan, or of callables returning one
+        A callable is called when its scan's turn comes (a study's scans are not all
+        read, nor held, up front).
+    ensemble : Ensemble
+    write : callable ``(index, scan, result) -> dict``, optional
+        Writes one scan's result (e.g. :func:`score_gui.outputs.write_result`); its time
+        goes into the timing as ``write``.
+    device, members_out, vote
+        As for :func:`segment_scan`.
+    steps_per_scan : int, optional
+        Steps each scan counts for on the overall scale. Default: its slices times the
+        members (every scan must then be a Scan, to know the total up front).
+    started : float, optional
+        ``time.monotonic()`` of the start of the whole job (for the ETA).
+    """
+    from score_gui.progress import forward
+
+    started = time.monotonic() if started is None else started
+    scans = list(scans)
+    if steps_per_scan is None:
+        if not all(isinstance(item, Scan) for item in scans):
+            raise TypeError("steps_per_scan is needed when scans are read on the way")
+        spans = [item.n_slices * len(ensemble.members) for item in scans]
+    else:
+        spans = [int(steps_per_scan)] * len(scans)
+    total, base = sum(spans), 0
+    for index, item in enumerate(scans):
+        scan = item if isinstance(item, Scan) else item()
+        prefix = f"{scan.stem} ({index + 1}/{len(scans)})" if len(scans) > 1 else scan.stem
+        inner_prefix = f"{scan.stem}: "
+
+        def message(text: str, prefix=prefix, inner_prefix=inner_prefix) -> str:
+            return f"{prefix}: {text.removeprefix(inner_prefix)}"   # the scan is named once
+
+        job = segment_scan(scan, ensemble, device, members_out=members_out, vote=vote)
+        span = None if steps_per_scan is None else spans[index]
+        result = yield from forward(job, base, total, span=span, started=started, message=message)
+        writing = time.monotonic()
+        written = dict(write(index, scan, result)) if write is not None else {}
+        timing = {**result.timing, "write": time.monotonic() - writing}
+        yield ScanSegmented(index, scan, result, written, timing)
+        base += spans[index]
+        yield Progress(base, total, f"{prefix}: written", started)
+    return len(scans)
+
+
 def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "default", device: str = "cpu",
                   members: bool = False, disagreement: bool = False,
                   vote: str = "soft") -> Generator[Progress, None, list[dict]]:
@@ -560,18 +642,18 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
     for scan in scans:
         ensemble.check_fits(scan)
     check_result_targets(out_dir, [scan.stem for scan in scans])
-    total = sum(s.n_slices for s in scans) * len(ensemble.members)
-    done, outputs = 0, []
-    for scan in scans:
-        job = segment_scan(scan, ensemble, device, members_out=members, vote=vote)
-        try:
-            while True:
-                step = next(job)
-                yield Progress(done + step.done, total, step.message, started)
-        except StopIteration as stop:
-            result = stop.value
-        done += scan.n_slices * len(ensemble.members)
-        writing = time.monotonic()
-        written = write_set(scan, result, out_dir, members=members, disagreement=disagreement, inputs=paths)
-        outputs.append({**written, "timing": {**result.timing, "write": time.monotonic() - writing}})
+    outputs = []
+
+    def write(index: int, scan: Scan, result: SegmentationResult) -> dict:
+        return write_set(scan, result, out_dir, members=members, disagreement=disagreement, inputs=paths)
+
+    job = segment_scans(scans, ensemble, write, device, members_out=members, vote=vote, started=started)
+    try:
+        for item in job:
+            if isinstance(item, ScanSegmented):
+                outputs.append({**item.written, "timing": item.timing})
+            else:
+                yield item
+    finally:
+        job.close()     # stopped early: the members' threads stop now, not when collected
     return outputs

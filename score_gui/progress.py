@@ -2,14 +2,15 @@
 
 Long work (inference, training, batch) is a generator that yields one ``Progress`` per
 step (a slice, an iteration, a scan) and returns its result (``StopIteration.value``).
-:func:`run_with_progress` drives such a generator with a text progress bar.
+:func:`run_with_progress` drives such a generator with a text progress bar; :func:`forward`
+puts an inner job's progress on the scale of an outer job made of several.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -97,6 +98,51 @@ def run_with_progress(job: Generator[Progress, None, T], stream=None, width: int
             stream.write("\r\033[K")
             stream.flush()
         raise
+
+
+def forward(job: Generator[Any, None, T], base: int = 0, total: int | None = None, span: int | None = None,
+            started: float | None = None, message: Callable[[str], str] | None = None,
+            items: Callable[[Any], Any] | None = None) -> Generator[Any, None, T]:
+    """Re-yield an inner job's progress on an outer job's scale; return the inner result.
+
+    For an outer job made of inner ones (scans of a study, folds of a cross-validation)
+    that reports one bar: use as ``result = yield from forward(inner, base, total, ...)``.
+    Each inner :class:`Progress` becomes step ``base + done`` of ``total`` (inner steps
+    are outer steps), or, with ``span``, ``base + int(span * fraction)`` (the inner job
+    takes ``span`` outer steps, whatever its own total). ``started`` (the outer job's
+    start, for the ETA) and ``message`` (rewrites each message) are applied when given;
+    ``extra`` is kept. Other items the inner job yields (results) go through ``items``,
+    or unchanged. Stopping the outer generator stops the inner one.
+
+    Examples
+    --------
+    >>> def inner():
+    ...     for i in (1, 2):
+    ...         yield Progress(i, 2, f"slice {i}/2")
+    ...     return "labels"
+    >>> def outer():
+    ...     first = yield from forward(inner(), base=0, total=20, span=10)
+    ...     second = yield from forward(inner(), base=10, total=20, span=10,
+    ...                                 message=lambda m: "scan 2: " + m)
+    ...     return [first, second]
+    >>> steps = list(outer())
+    >>> [(p.done, p.total, p.message) for p in steps]
+    [(5, 20, 'slice 1/2'), (10, 20, 'slice 2/2'), (15, 20, 'scan 2: slice 1/2'), (20, 20, 'scan 2: slice 2/2')]
+    >>> drain(outer())
+    ['labels', 'labels']
+    """
+    try:
+        while True:
+            step = next(job)
+            if not isinstance(step, Progress):
+                yield items(step) if items is not None else step
+                continue
+            done = base + (step.done if span is None else int(span * min(step.fraction, 1.0)))
+            yield Progress(done, step.total if total is None else total,
+                           step.message if message is None else message(step.message),
+                           step.started if started is None else started, step.extra)
+    except StopIteration as stop:
+        return stop.value
 
 
 def drain(job: Generator[Progress, None, T]) -> T:

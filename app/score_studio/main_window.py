@@ -20,8 +20,10 @@ from qtpy.QtWidgets import (QApplication, QCheckBox, QDockWidget, QFileDialog, Q
                             QLabel, QMainWindow,
                             QMessageBox, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
+from score_gui.dicom import looks_like_dicom
+from score_gui.editing import PROPOSED
 from score_gui.errors import ScoreInputError
-from score_gui.labels import LABEL_NAMES, LESION_VALUE, LabelMap, empty_labels, read_labels, write_labels
+from score_gui.labels import LABEL_NAMES, LabelMap, empty_labels, read_labels
 from score_gui.scan import NIFTI_SUFFIXES, Scan, read_scan
 from score_gui.study import ScanEntry, Study
 
@@ -540,7 +542,7 @@ class MainWindow(QMainWindow):
             if path.is_dir():
                 if is_study_folder(path):
                     self.open_study(path)
-                elif any(path.rglob("*.nii*")) and not self._looks_like_dicom(path):
+                elif any(path.rglob("*.nii*")) and not looks_like_dicom(path):
                     raise ScoreInputError(path, "no sub-* folders: not a study folder (open a scan file instead)")
                 else:
                     self.import_dicom(path)
@@ -552,16 +554,6 @@ class MainWindow(QMainWindow):
             self.report_error(str(exc))
             return False
         return True
-
-    @staticmethod
-    def _looks_like_dicom(folder: Path) -> bool:
-        for file in list(folder.rglob("*"))[:200]:
-            if file.is_file():
-                with open(file, "rb") as handle:
-                    head = handle.read(132)
-                if head[128:132] == b"DICM" or file.suffix.lower() in (".dcm", ".ima"):
-                    return True
-        return False
 
     def open_study(self, root: str | Path, select: ScanEntry | None = None) -> Study:
         study = Study.open(root)
@@ -712,19 +704,8 @@ class MainWindow(QMainWindow):
         """Zoom every pane onto the canal: of my labels, else of anyone's labels on this scan."""
         if self.scan is None:
             return
-        margin = ZOOM_MARGIN
-        if self.score_viewer.cord_box() is not None or not self._reference_boxes:
-            self.score_viewer.zoom_to_cord(margin=margin)
-            return
-        r0, c0, r1, c1 = self._reference_boxes
-        dy, dx = self.scan.pixel_spacing
-        centre = ((r0 + r1) / 2 * dy, (c0 + c1) / 2 * dx)
-        extent = ((r1 - r0) * dy * (1 + 2 * margin), (c1 - c0) * dx * (1 + 2 * margin))
-        rows, cols = self.viewer.canvas.grid.actual_shape(self.viewer.layers)
-        canvas_h, canvas_w = self.viewer.canvas.size
-        camera = self.viewer.scene.camera
-        camera.center = (camera.center[0], *centre) if len(camera.center) == 3 else centre
-        camera.zoom = float(min(canvas_h / rows / extent[0], canvas_w / cols / extent[1]))
+        box = self.score_viewer.cord_box()
+        self.score_viewer.zoom_to_cord(margin=ZOOM_MARGIN, box=box if box is not None else self._reference_boxes)
 
     def _study_entries(self) -> list[ScanEntry]:
         return list(self.study.scans) if self.study is not None else []
@@ -832,25 +813,24 @@ class MainWindow(QMainWindow):
         return True
 
     def compute_consensus(self) -> None:
-        """Majority vote of every rater's saved labels on this scan -> ``desc-consensus``."""
-        from score_gui.consensus import majority_vote
+        """Majority vote of every rater's saved labels on this scan -> ``desc-consensus``
+        (:func:`score_gui.consensus.raters_consensus`), shown as a reference."""
+        from score_gui.consensus import raters_consensus
 
         if self.entry is None:
             return
         if self.rater.active:
             self.rater.autosave()
-        raters = [f"rater{r}" for r in self.entry.raters()]
-        if len(raters) < 2:
-            self.report_error(f"Consensus needs labels of at least 2 raters; {self.entry.stem} has "
-                              f"{len(raters)}")
+        try:
+            consensus, _ = raters_consensus(self.entry, self.scan)
+        except ScoreInputError as exc:
+            self.report_error(str(exc))
             return
-        maps = [read_labels(self.entry.dseg_path(who), self.scan) for who in raters]
-        consensus = majority_vote(maps)
-        write_labels(self.scan, consensus, self.entry.derivatives_dir, "consensus", keep_previous=True)
         self._add_reference("consensus", consensus)
         self._update_reference_toggles()
         self.browser.refresh_entry(self.entry)
-        self.statusBar().showMessage(f"Consensus of {len(raters)} raters saved (desc-consensus)", 6000)
+        self.statusBar().showMessage(f"Consensus of {len(self.entry.raters())} raters saved (desc-consensus)",
+                                     6000)
 
     # ------------------------------------------------------------------------------------
     # Segmentation results
@@ -869,7 +849,7 @@ class MainWindow(QMainWindow):
         if self.segmentation.result_use == "labels":
             editable = LabelMap(labels.dseg.copy(), None if labels.lesion is None else labels.lesion.copy(),
                                 set(labels.labelled), who=self._my_source())
-            self.score_viewer.set_labels(editable)
+            self.score_viewer.set_labels(editable, provenance=PROPOSED)
             self.rater.mark_dirty()
 
     # ------------------------------------------------------------------------------------
@@ -980,15 +960,8 @@ class MainWindow(QMainWindow):
         return int(index[0]), int(index[1]), int(index[2])
 
     def _edit_layer(self):
-        layer = getattr(self.score_viewer, "labels_layer", None)
-        if layer is not None:
-            return layer
-        from napari.layers import Labels
-
-        for candidate in self.viewer.layers:
-            if isinstance(candidate, Labels):
-                return candidate
-        return None
+        """The editable labels layer (None before the panes exist)."""
+        return self.score_viewer.master
 
     def describe_pixel(self, position) -> str:
         """Status bar text: slice, level, pixel, mm position, intensities, label under the mouse."""

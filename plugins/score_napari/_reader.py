@@ -115,7 +115,7 @@ def label_colors() -> dict:
 def label_layer_data(scan: Scan, labels: LabelMap, name: str = "labels") -> tuple:
     """One labels layer: the dseg with lesion voxels as 7; the tissue under them is kept in
     ``metadata["score_tissue"]`` so saving splits them back exactly."""
-    from score_napari._qt.viewer_controller import compose_overlay
+    from score_gui.editing import compose_overlay
 
     overlay, under = compose_overlay(labels.dseg, labels.lesion)
     meta = {"name": name, "colormap": label_colors(), "opacity": 0.5,

@@ -36,7 +36,7 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
     under = metadata.get("score_tissue")
     if under is None or np.shape(under) != overlay.shape:
         under = np.where(overlay == lab.LESION_VALUE, lab.WM, overlay)
-    from score_napari._qt.viewer_controller import split_overlay
+    from score_gui.editing import split_overlay
 
     dseg, lesion = split_overlay(overlay, np.asarray(under))
     written = [_save(scan, dseg, path)]

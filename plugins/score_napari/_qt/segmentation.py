@@ -1,7 +1,7 @@
 """One-click segmentation: "Segment" (this scan) and "Segment all" (the study).
 
 The ensemble runs in napari's ``thread_worker`` driving the core generator
-(:func:`score_gui.inference.segment_scan`), so the window stays responsive; the panel
+(:func:`score_gui.inference.segment_scans`), so the window stays responsive; the panel
 shows a progress bar, the ETA (:func:`score_gui.progress.format_eta`) and a Cancel button.
 Each result is written to the study's derivatives as ``desc-score`` (previous version kept
 in ``.history``) and handed on through :attr:`SegmentationPanel.scan_done` (to the application's
@@ -63,36 +63,28 @@ def segment_entries(entries: Sequence[ScanEntry], ensemble_choice: str,
                     loaded_scans: dict | None = None) -> Generator[Progress | ScanSegmentation, None, int]:
     """Segment ``entries`` one after the other; yield progress and one result per scan.
 
-    Runs in a worker thread. Yields :class:`Progress` (overall, ``STEPS_PER_SCAN`` per scan)
+    Runs in a worker thread and drives :func:`score_gui.inference.segment_scans` (the core's
+    multi-scan loop). Yields :class:`Progress` (overall, ``STEPS_PER_SCAN`` per scan)
     and, after each scan, a :class:`ScanSegmentation` whose labels are already written as
     ``desc-score`` (with the areas table and the disagreement map beside it). Returns the
     number of scans done.
     """
-    from score_gui.inference import segment_scan, write_result
+    from score_gui.inference import segment_scans, write_result
+    from score_gui.progress import forward
 
+    entries = list(entries)
     started = time.monotonic()
-    total = len(entries) * STEPS_PER_SCAN
-    yield Progress(0, total, "loading the models", started)
+    yield Progress(0, len(entries) * STEPS_PER_SCAN, "loading the models", started)
     ensemble = ensemble_loader(ensemble_choice)
     loaded_scans = loaded_scans or {}
-    for index, entry in enumerate(entries):
-        scan = loaded_scans.get(Path(entry.path)) or read_scan(entry.path)
-        job = segment_scan(scan, ensemble)
-        base = index * STEPS_PER_SCAN
-        prefix = f"{entry.stem} ({index + 1}/{len(entries)})" if len(entries) > 1 else entry.stem
-        while True:
-            try:
-                step = next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            done = base + int(STEPS_PER_SCAN * min(step.fraction, 1.0))
-            message = step.message.removeprefix(f"{entry.stem}: ")   # the core names the scan too
-            yield Progress(done, total, f"{prefix}: {message}", started, step.extra)
-        written = write_result(scan, result, entry.derivatives_dir, disagreement=True)
-        yield ScanSegmentation(entry, scan, result, written)
-        yield Progress(base + STEPS_PER_SCAN, total, f"{prefix}: written", started)
-    return len(entries)
+    scans = [lambda entry=entry: loaded_scans.get(Path(entry.path)) or read_scan(entry.path) for entry in entries]
+
+    def write(index: int, scan: Scan, result) -> dict:
+        return write_result(scan, result, entries[index].derivatives_dir, disagreement=True)
+
+    job = segment_scans(scans, ensemble, write, steps_per_scan=STEPS_PER_SCAN, started=started)
+    return (yield from forward(job, items=lambda done: ScanSegmentation(entries[done.index], done.scan,
+                                                                         done.result, done.written)))
 
 
 class SegmentationPanel(QWidget):

@@ -8,11 +8,13 @@ copied. One of them, the *master*, is editable and active: mouse strokes from an
 reach it in shared world coordinates, write the shared array, and the changed region is
 pushed to the other copies while the stroke runs.
 
-Painting goes through :meth:`ScoreViewer._paint_masked`, which replaces the master's
-``_apply_mask_to_data`` (the one place napari's brush, fill and polygon write). That is
-where nesting-aware painting restricts the mask before anything is written, where
-lesions are kept apart from the tissue class under them, and where the viewer's own
-undo history (across structures and programmatic edits) is recorded.
+The labels themselves, and every rule of editing them, live in a Qt-free
+:class:`score_gui.editing.LabelEditor` (``ScoreViewer.editor``): the layers wrap its
+arrays and only display them. Painting goes through :meth:`ScoreViewer._paint_masked`,
+which replaces the master's ``_apply_mask_to_data`` (the one place napari's brush, fill
+and polygon write) and hands each piece of a stroke to the editor, which restricts it by
+nesting, keeps lesions apart from the tissue class under them, and records the undo
+history (across structures and programmatic edits).
 
 Examples
 --------
@@ -32,6 +34,7 @@ import numpy as np
 from psygnal import Signal
 
 from score_gui import labels as lab
+from score_gui.editing import DRAWN, LabelEditor, compose_overlay, split_overlay, union_box  # noqa: F401
 from score_gui.labels import LESION_VALUE, LabelMap
 from score_gui.scan import Scan
 from score_napari._qt import _napari_compat as compat
@@ -51,31 +54,10 @@ REFERENCE_PANES = ("1-5", "6-8", "all", "image")
 
 PANE_TITLES = {"1-5": "avg TI1-5 (GM/WM)", "6-8": "avg TI6-8 (cord/CSF)", "all": "avg all"}
 
-# Which LabelledStructures key a painted value adds (contract section 2).
-_VALUE_TO_STRUCTURE = {lab.CSF: "canal", lab.WM: "cord", lab.GM: "gm", lab.ANTERIOR_HORNS: "horns",
-                       lab.POSTERIOR_HORNS: "horns", lab.GRAY_COMMISSURE: "horns",
-                       LESION_VALUE: "lesion"}
-
 REFERENCE_COLORS = ("#00e5ff", "#ff4fd8", "#b6ff3b", "#ffffff", "#ff9f1a")
 """One contour colour per reference rater, chosen to stand apart from the label colours."""
 
 FILLED_OPACITY = 0.45
-
-
-def compose_overlay(dseg: np.ndarray, lesion: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Dseg + lesion map -> (overlay with lesions as 7, tissue class under every voxel)."""
-    dseg = np.asarray(dseg, np.uint8)
-    overlay = dseg.copy()
-    if lesion is not None:
-        overlay[np.asarray(lesion) > 0] = LESION_VALUE
-    return overlay, dseg.copy()
-
-
-def split_overlay(overlay: np.ndarray, under: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Overlay (lesions as 7) + tissue under lesions -> (dseg, lesion)."""
-    is_lesion = overlay == LESION_VALUE
-    dseg = np.where(is_lesion, under, overlay).astype(np.uint8)
-    return dseg, is_lesion.astype(np.uint8)
 
 
 def labels_colormap(opaque_background: bool = False):
@@ -144,17 +126,6 @@ class Pane:
         return [self.image, *self.extras.values(), *self.references.values(), self.labels]
 
 
-@dataclass
-class _Edit:
-    """One change of the shared arrays inside a box: values before and after."""
-
-    key: tuple
-    old_overlay: np.ndarray
-    new_overlay: np.ndarray
-    old_under: np.ndarray
-    new_under: np.ndarray
-
-
 class ScoreViewer:
     """AMIRA panes with shared, editable labels in one napari viewer.
 
@@ -190,10 +161,7 @@ class ScoreViewer:
         self.viewer = viewer
         self.scan: Scan | None = None
         self.panes: list[Pane] = []
-        self.overlay: np.ndarray | None = None     # shown values, lesions as 7 (shared by all copies)
-        self.under: np.ndarray | None = None       # tissue class, meaningful under lesion voxels
-        self._labelled: set[str] = set(lab.LABELLED_STRUCTURE_KEYS)
-        self._who = ""
+        self.editor = LabelEditor()   # the working labels; every pane's labels layer wraps them
         self._master = None
         self._layout = "all"
         self._single_pane: str | None = None
@@ -206,16 +174,11 @@ class ScoreViewer:
         self._label_value = lab.WM
         self._tool = "brush"
         self._brush_size = 5
-        self.nesting_aware = True
-        self._staged: list[_Edit] = []
-        self._undo_stack: list[list[_Edit]] = []
-        self._redo_stack: list[list[_Edit]] = []
         self._pending_key: tuple | None = None
         self._recompute_master = False
         self._flushing = False
         self._loading = False
         self._last_slice = -1
-        self.history_limit = 100
         # napari patches for this viewer only, each checked against the napari version
         # (score_napari._qt._napari_compat).
         compat.memoize_grid_layout(viewer)
@@ -272,12 +235,8 @@ class ScoreViewer:
             self._resize_spares()
         if labels is not None:
             self.set_labels(labels)
-        else:
-            self._labelled = set()
-            self._who = ""
-            self._clear_history()
-            if reuse:
-                self._refresh_all()
+        elif reuse:
+            self._refresh_all()      # the editor emptied the labels in _load_layers
         for who, reference in references.items():
             self.add_reference_labels(who, reference)
         self._last_slice = -1
@@ -289,20 +248,13 @@ class ScoreViewer:
         self.scan_loaded.emit()
 
     def _load_layers(self, scan: Scan, panes, reuse: bool) -> None:
-        if reuse and self.overlay.shape == scan.label_shape:
-            self.overlay[...] = 0
-            self.under[...] = 0
+        replaced = self.editor.reset(scan.label_shape)   # empty labels, no history
+        if reuse:
             self._swap_images(scan, panes)
-        elif reuse:
-            self.overlay = np.zeros(scan.label_shape, np.uint8)
-            self.under = np.zeros(scan.label_shape, np.uint8)
-            self._swap_images(scan, panes)
-            for pane in self.panes:
+            for pane in self.panes if replaced else ():
                 pane.labels.data = self.overlay
                 pane.labels.metadata["score_tissue"] = self.under
         else:
-            self.overlay = np.zeros(scan.label_shape, np.uint8)
-            self.under = np.zeros(scan.label_shape, np.uint8)
             self._build_layers(scan, panes)
         if self._single_pane not in self.pane_keys:
             self._single_pane = "1-5" if scan.is_amira else self.panes[0].key
@@ -362,8 +314,7 @@ class ScoreViewer:
         panes = self.pane_images(blank)
         if [p.key for p in self.panes] == [key for key, _, _ in panes]:
             return
-        self.overlay = np.zeros(blank.label_shape, np.uint8)
-        self.under = np.zeros(blank.label_shape, np.uint8)
+        self.editor.reset(blank.label_shape)
         self._loading = True
         try:
             yield from self._build_layer_steps(blank, panes)
@@ -467,36 +418,47 @@ class ScoreViewer:
     # ------------------------------------------------------------------------------------
     # Labels in and out
     # ------------------------------------------------------------------------------------
-    def set_labels(self, label_map: LabelMap) -> None:
-        """Show ``label_map`` on every pane (in place: the copies keep sharing the array)."""
+    @property
+    def overlay(self) -> np.ndarray | None:
+        """Shown values ``[S, H, W]`` (lesions as 7), shared by every pane's labels layer;
+        None before the first scan or warm-up. The editor's array: change it through
+        :attr:`editor` (or refresh the layers after changing it directly)."""
+        return self.editor.overlay if self.editor.shape[0] else None
+
+    @property
+    def under(self) -> np.ndarray | None:
+        """Tissue class of every voxel (what counts under a lesion)."""
+        return self.editor.under if self.editor.shape[0] else None
+
+    @property
+    def nesting_aware(self) -> bool:
+        """Painting restricted by nesting (:func:`score_gui.labels.constrain_paint`)."""
+        return self.editor.nesting_aware
+
+    @nesting_aware.setter
+    def nesting_aware(self, value: bool) -> None:
+        self.editor.nesting_aware = bool(value)
+
+    def set_labels(self, label_map: LabelMap, provenance: str = DRAWN) -> None:
+        """Show ``label_map`` on every pane (in place: the copies keep sharing the array).
+
+        ``provenance`` (:data:`score_gui.editing.PROVENANCE`) marks its labelled slices:
+        ``drawn`` for a rater's labels, ``proposed`` for the models' to be corrected.
+        """
         self._require_scan()
-        if label_map.dseg.shape != self.overlay.shape:
-            raise ValueError(f"labels of shape {label_map.dseg.shape} do not fit the scan "
-                             f"{self.overlay.shape}")
-        overlay, under = compose_overlay(label_map.dseg, label_map.lesion)
-        self.overlay[...] = overlay
-        self.under[...] = under
-        self._labelled = set(label_map.labelled)
-        self._who = label_map.who
-        self._clear_history()
+        self.editor.set_labels(label_map, provenance)
         self._refresh_all()
         self.labels_changed.emit()
 
     def get_labels(self) -> LabelMap:
         """The labels as drawn: dseg and lesion map (split back from the overlay)."""
         self._require_scan()
-        dseg, lesion = split_overlay(self.overlay, self.under)
-        labelled = set(self._labelled)
-        if lesion.any():
-            labelled.add("lesion")
-        return LabelMap(dseg=dseg, lesion=lesion if "lesion" in labelled else None,
-                        labelled=labelled, who=self._who)
+        return self.editor.get_labels()
 
     def clear_labels(self) -> None:
         """Erase every label (undoable)."""
         self._require_scan()
-        key = tuple(slice(0, n) for n in self.overlay.shape)
-        self._apply_edit(key, np.zeros_like(self.overlay), np.zeros_like(self.under))
+        self._edited(self.editor.clear())
 
     # ------------------------------------------------------------------------------------
     # Painting (called by napari inside the master's brush / fill / polygon)
@@ -504,48 +466,19 @@ class ScoreViewer:
     def _paint_masked(self, layer, data, mask, value, key):
         """Replacement of ``Labels._apply_mask_to_data`` for the shared overlay.
 
-        ``data`` is the overlay inside box ``key`` (a view), ``mask`` what napari would
-        paint with ``value``. Returns the voxels whose shown value changed (napari uses
-        it to update its caches), or None.
+        ``data`` is the overlay inside box ``key`` (a view, or a copy napari writes back),
+        ``mask`` what napari would paint with ``value``. The editor decides what changes
+        (:meth:`score_gui.editing.LabelEditor.paint`); returns the voxels whose shown value
+        changed (napari uses it to update its caches), or None.
         """
-        mask = np.asarray(mask, bool)
-        under = self.under[key]
-        old_overlay, old_under = data.copy(), under.copy()
-        new_overlay, new_under = old_overlay.copy(), old_under.copy()
-        tissue = np.where(old_overlay == LESION_VALUE, old_under, old_overlay)
-        if value == 0:
-            if layer.selected_label == LESION_VALUE:
-                # The eraser with "lesion" selected removes lesions only; tissue shows again.
-                lesion_hit = mask & (old_overlay == LESION_VALUE)
-                new_overlay[lesion_hit] = old_under[lesion_hit]
-            else:
-                new_overlay[mask] = 0
-                new_under[mask] = 0
-        else:
-            if self.nesting_aware:
-                mask = mask & lab.constrain_paint(tissue, value)
-            if value == LESION_VALUE:
-                mark = mask & (old_overlay != LESION_VALUE)
-                new_under[mark] = old_overlay[mark]
-                new_overlay[mark] = LESION_VALUE
-            else:
-                # Lesions stay on top; painting tissue there sets the class under them.
-                under_lesion = mask & (old_overlay == LESION_VALUE)
-                new_under[under_lesion] = value
-                plain = mask & (old_overlay != LESION_VALUE)
-                new_overlay[plain] = value
-                new_under[plain] = value
-        shown = new_overlay != old_overlay
-        if not shown.any() and np.array_equal(new_under, old_under):
+        old_overlay = np.array(data, copy=True)
+        shown = self.editor.paint(key, mask, value, selected=layer.selected_label)
+        if shown is None:
             return None
         if value == 0 and layer.selected_label == LESION_VALUE:
             self._recompute_master = True  # napari colours the whole mask as background
-        data[shown] = new_overlay[shown]
-        under[...] = new_under
-        self._staged.append(_Edit(key, old_overlay, new_overlay, old_under, new_under))
-        if value:
-            self._labelled.add(_VALUE_TO_STRUCTURE[value])
-        self._pending_key = key if self._pending_key is None else _union(self._pending_key, key)
+        data[shown] = self.editor.overlay[key][shown]
+        self._pending_key = key if self._pending_key is None else union_box(self._pending_key, key)
         # Last: outside a drag this fires napari's paint event, which ends our undo step.
         compat.record_paint_history(layer, key, old_overlay, shown, value)
         return shown if shown.any() else None
@@ -568,60 +501,30 @@ class ScoreViewer:
         """A stroke, fill or polygon ended: one undo step, listeners told."""
         if self._master is not None:
             compat.clear_napari_history(self._master)   # the viewer keeps its own history
-        if not self._staged:
+        if self.editor.commit():
+            self.labels_changed.emit()
+
+    def _edited(self, key: tuple | None) -> None:
+        """The editor changed box ``key`` outside a stroke: redraw it, tell listeners."""
+        if key is None:
             return
-        self._push_undo(self._staged)
-        self._staged = []
-        self.labels_changed.emit()
-
-    def _push_undo(self, edits: list[_Edit]) -> None:
-        self._undo_stack.append(edits)
-        del self._undo_stack[:-self.history_limit]
-        self._redo_stack.clear()
-
-    def _apply_edit(self, key: tuple, new_overlay: np.ndarray, new_under: np.ndarray) -> None:
-        """A programmatic, undoable change of the box ``key``."""
-        edit = _Edit(key, self.overlay[key].copy(), np.asarray(new_overlay, np.uint8).copy(),
-                     self.under[key].copy(), np.asarray(new_under, np.uint8).copy())
-        self.overlay[key] = edit.new_overlay
-        self.under[key] = edit.new_under
-        self._push_undo([edit])
         self._refresh_region(key)
         self.labels_changed.emit()
 
     def undo(self) -> None:
         """Undo the last stroke, fill, polygon or copy (whatever structure it touched)."""
-        self._replay(self._undo_stack, self._redo_stack, undoing=True)
+        self._edited(self.editor.undo())
 
     def redo(self) -> None:
-        self._replay(self._redo_stack, self._undo_stack, undoing=False)
-
-    def _replay(self, source: list, target: list, undoing: bool) -> None:
-        if not source or self.overlay is None:
-            return
-        edits = source.pop()
-        for edit in (reversed(edits) if undoing else edits):
-            self.overlay[edit.key] = edit.old_overlay if undoing else edit.new_overlay
-            self.under[edit.key] = edit.old_under if undoing else edit.new_under
-        target.append(edits)
-        key = edits[0].key
-        for edit in edits[1:]:
-            key = _union(key, edit.key)
-        self._refresh_region(key)
-        self.labels_changed.emit()
+        self._edited(self.editor.redo())
 
     @property
     def can_undo(self) -> bool:
-        return bool(self._undo_stack)
+        return self.editor.can_undo
 
     @property
     def can_redo(self) -> bool:
-        return bool(self._redo_stack)
-
-    def _clear_history(self) -> None:
-        self._undo_stack.clear()
-        self._redo_stack.clear()
-        self._staged = []
+        return self.editor.can_redo
 
     def copy_from_neighbour(self, direction: int = -1) -> bool:
         """Copy the labels of the slice above (-1) or below (+1) into the current slice.
@@ -629,15 +532,9 @@ class ScoreViewer:
         Returns False (and changes nothing) when there is no such slice.
         """
         self._require_scan()
-        if direction not in (-1, 1):
-            raise ValueError("direction must be -1 or +1")
-        target = self.current_slice
-        source = target + direction
-        if not 0 <= source < self.overlay.shape[0]:
-            return False
-        key = (slice(target, target + 1), slice(0, self.overlay.shape[1]), slice(0, self.overlay.shape[2]))
-        self._apply_edit(key, self.overlay[source:source + 1], self.under[source:source + 1])
-        return True
+        key = self.editor.copy_from_neighbour(self.current_slice, direction)
+        self._edited(key)
+        return key is not None
 
     # ------------------------------------------------------------------------------------
     # Refreshing the copies
@@ -1009,26 +906,22 @@ class ScoreViewer:
         rows, cols = np.nonzero(mask)
         return float(rows.min()), float(cols.min()), float(rows.max() + 1), float(cols.max() + 1)
 
-    def zoom_to_cord(self, margin: float = 0.4, field_mm: float = 30.0) -> None:
+    def zoom_to_cord(self, margin: float = 0.4, field_mm: float = 30.0, box: tuple | None = None) -> None:
         """Centre and zoom every pane on the canal (labels' box plus ``margin`` of its size on
-        each side), or on the image centre with a ``field_mm`` field when there are no labels."""
+        each side), or on the image centre with a ``field_mm`` field when there are no labels.
+
+        ``box`` (``(row0, col0, row1, col1)`` pixels) frames another region instead, e.g. the
+        canal of other raters' labels while this rater has none (see :func:`frame_box`).
+        """
         self._require_scan()
-        dy, dx = self.scan.pixel_spacing
-        box = self.cord_box()
-        if box is None:
-            h, w = self.scan.shape_hw
-            centre = (h / 2 * dy, w / 2 * dx)
-            extent = (field_mm, field_mm)
-        else:
-            r0, c0, r1, c1 = box
-            centre = ((r0 + r1) / 2 * dy, (c0 + c1) / 2 * dx)
-            extent = ((r1 - r0) * dy * (1 + 2 * margin), (c1 - c0) * dx * (1 + 2 * margin))
+        box = self.cord_box() if box is None else box
         rows, cols = self.viewer.canvas.grid.actual_shape(self.viewer.layers)
         canvas_h, canvas_w = self.viewer.canvas.size
-        cell_h, cell_w = canvas_h / rows, canvas_w / cols
+        centre, zoom = frame_box(box, self.scan.pixel_spacing, self.scan.shape_hw,
+                                 (canvas_h / rows, canvas_w / cols), margin, field_mm)
         camera = self.viewer.scene.camera
         camera.center = (camera.center[0], *centre) if len(camera.center) == 3 else centre
-        camera.zoom = float(min(cell_h / max(extent[0], 1e-3), cell_w / max(extent[1], 1e-3)))
+        camera.zoom = zoom
 
     def _require_scan(self) -> None:
         if self.scan is None:
@@ -1036,6 +929,35 @@ class ScoreViewer:
 
 
 _SPARE_PREFIX = "\x00spare"
+
+
+def frame_box(box: tuple | None, pixel_spacing: tuple[float, float], shape_hw: tuple[int, int],
+              cell_size: tuple[float, float], margin: float = 0.4,
+              field_mm: float = 30.0) -> tuple[tuple[float, float], float]:
+    """Camera ``(centre (y, x) in mm, zoom in screen pixels per mm)`` showing ``box``.
+
+    ``box`` is ``(row0, col0, row1, col1)`` in pixels, shown with ``margin`` of its size on
+    each side, in a grid cell of ``cell_size`` (height, width) screen pixels; without a box,
+    the image centre with a ``field_mm`` field.
+
+    Examples
+    --------
+    >>> frame_box((10, 20, 30, 40), (0.5, 0.5), (64, 64), (300, 600), margin=0.5)
+    ((10.0, 15.0), 15.0)
+    >>> frame_box(None, (1.0, 1.0), (64, 64), (300, 300))
+    ((32.0, 32.0), 10.0)
+    """
+    dy, dx = pixel_spacing
+    if box is None:
+        h, w = shape_hw
+        centre = (h / 2 * dy, w / 2 * dx)
+        extent = (field_mm, field_mm)
+    else:
+        r0, c0, r1, c1 = box
+        centre = ((r0 + r1) / 2 * dy, (c0 + c1) / 2 * dx)
+        extent = ((r1 - r0) * dy * (1 + 2 * margin), (c1 - c0) * dx * (1 + 2 * margin))
+    zoom = min(cell_size[0] / max(extent[0], 1e-3), cell_size[1] / max(extent[1], 1e-3))
+    return (float(centre[0]), float(centre[1])), float(zoom)
 
 
 def _is_spare(who: str) -> bool:
@@ -1048,7 +970,3 @@ def _reference_layer_name(who: str, pane: Pane) -> str:
 
 def _spare_name(taken) -> str:
     return next(f"{_SPARE_PREFIX}{i}" for i in range(len(taken) + 1) if f"{_SPARE_PREFIX}{i}" not in taken)
-
-
-def _union(a: tuple, b: tuple) -> tuple:
-    return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))
