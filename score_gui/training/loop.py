@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from score_gui.atomic import atomic_path
-from score_gui.progress import Progress
+from score_gui.progress import Progress, forward
 
 OPTIMIZERS = ("adam", "adadelta")
 
@@ -734,14 +734,8 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
                                 dice_weight=dice_weight if kind == "member" else 0.0, start=start,
                                 keep_last_layer=start is None or _same_heads(start, head_list),
                                 validation_slices=validation_slices if validate else None)
-            base = done
-            try:
-                while True:
-                    step = next(job)
-                    yield Progress(base + step.done, total, step.message, started, step.extra)
-            except StopIteration as stop:
-                result = stop.value
-            done = base + n_iter
+            result = yield from forward(job, done, total, started=started)
+            done += n_iter  # an early stop skips the rest of the member's share
             if kind == "member":
                 fold_info.append({"fold": fold.index + 1, "test_subjects": list(fold.test_subjects),
                                   "iterations": result.iterations, "loss_curve": result.loss_curve(10)})
@@ -752,7 +746,8 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
         for i in fold.test:
             entry = entries[i]
             scan = read_scan(entry.path)
-            segmented = yield from _forward(segment_scan(scan, ensemble, members_out=True), done, total, started)
+            segmented = yield from forward(segment_scan(scan, ensemble, members_out=True), done, total,
+                                          started=started)
             done += len(slices_of[entry.stem])
             member_map = next(iter(segmented.members.values()))
             predicted = LabelMap(dseg=member_map.dseg, lesion=member_map.lesion if "lesion" in learnt else None,
@@ -827,16 +822,6 @@ def _hold_out_subject(slices, seed: int):
         return list(slices), []
     held = subjects[int(np.random.default_rng(seed).integers(len(subjects)))]
     return [s for s in slices if s.subject != held], [s for s in slices if s.subject == held]
-
-
-def _forward(job, base: int, total: int, started: float):
-    """Re-yield an inner job's progress on the outer scale; return its result."""
-    try:
-        while True:
-            step = next(job)
-            yield Progress(base + step.done, total, step.message, started, step.extra)
-    except StopIteration as stop:
-        return stop.value
 
 
 def _learnt_structures(heads) -> set[str]:
