@@ -586,7 +586,7 @@ def validation_loss(sampler, slices, loss_fn, batch: int = 8):
 
 def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int | None = None,
                    device: str = "cpu", seed: int = 0, resume: bool = True, optimizer: str = "adam",
-                   architecture: dict | None = None, crop_px: int = DEFAULT_CROP_PX,
+                   architecture: dict | None = None, crop_px: int | None = None,
                    pixel_size_mm: float | None = None, crop_size_px: int | None = None,
                    localiser_iterations: int | None = None, augment=None,
                    checkpoint_every: int = 200, learning_rate: float | None = None,
@@ -626,8 +626,9 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
     dice_weight : float
         Weight of the soft Dice term added to the (set-valued) cross-entropy of the
         members (Horvath et al. 2019 added a generalised Dice loss to the cross-entropy).
-    crop_px : int
-        Training crop side; ``crop_size_px`` is the crop used at inference (default: the
+    crop_px : int, optional
+        Training crop side (default :data:`DEFAULT_CROP_PX`, or the crop the start model
+        was trained with); ``crop_size_px`` is the crop used at inference (default: the
         checkpoint default, 80), ``pixel_size_mm`` the model's pixel size (default 0.6).
     init : str or path, optional
         Start from this model set (``"default"``, a folder or set name; None or ``"none"``:
@@ -687,6 +688,8 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
         crop_size_px = int(starts[0].meta.get("crop_size_px", DEFAULT_CROP_SIZE_PX)) if crop_size_px is None \
             else crop_size_px
         learning_rate = learning_rate or DEFAULT_TRANSFER_LEARNING_RATE
+        crop_px = crop_px or starts[0].meta.get("training", {}).get("training_crop_px")
+    crop_px = int(crop_px or DEFAULT_CROP_PX)
     iterations = iterations or (DEFAULT_TRANSFER_ITERATIONS if starts else DEFAULT_ITERATIONS)
     architecture = dict(architecture or DEFAULT_ARCHITECTURE)
     pixel_size_mm = float(pixel_size_mm or DEFAULT_PIXEL_SIZE_MM)
