@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import pickle
 import zipfile
 from datetime import datetime, timezone
@@ -154,12 +155,26 @@ def load_model(path, device="cpu") -> tuple[MDGRUNet, dict]:
         arch = dict(meta["architecture"])
         model = MDGRUNet(**arch)
         model.load_state_dict(content["state_dict"])
-        [HeadSpec.from_meta(h) for h in meta["heads"]]
+        heads = [HeadSpec.from_meta(h) for h in meta["heads"]]
+        if sum(h.n_classes for h in heads) != model.n_outputs:
+            raise ValueError(f"heads have {sum(h.n_classes for h in heads)} classes, the network "
+                             f"{model.n_outputs} outputs")
+        _check_grid(meta)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ScoreInputError(path, f"checkpoint does not describe a valid model "
                                     f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
     model.eval()
     return model.to(device), meta
+
+
+def _check_grid(meta: dict) -> None:
+    """The model grid must be usable: a positive finite pixel size, a crop of 0 (whole field) or more."""
+    pixel = float(meta["pixel_size_mm"])
+    if not math.isfinite(pixel) or pixel <= 0:
+        raise ValueError(f"pixel size {meta['pixel_size_mm']!r} mm is not a positive number")
+    crop = meta.get("crop_size_px", 0)
+    if isinstance(crop, bool) or int(crop) != crop or int(crop) < 0:
+        raise ValueError(f"crop size {crop!r} px is not a whole number >= 0")
 
 
 def head_specs(meta: dict) -> list[HeadSpec]:

@@ -114,3 +114,33 @@ def test_batches_do_not_depend_on_the_loader_workers():
         torch.testing.assert_close(a, b)
     resumed = list(iteration_batches(sample, 7, 5, 9))  # a resumed run draws what the killed one would have
     torch.testing.assert_close(resumed[0], inline[2])
+
+
+def test_checkpoints_with_an_unusable_grid_or_heads_are_bad_input(tmp_path):
+    from score_gui.mdgru.checkpoint import load_model, read_checkpoint
+    from score_gui.mdgru.model import small_architecture
+
+    net = MDGRUNet(8, 9, **small_architecture())
+    from score_gui.mdgru.checkpoint import save_model
+    good = save_model(tmp_path / "good.pt", net, {"name": "A"})
+    content = read_checkpoint(good)
+    for name, change in (("zero", {"pixel_size_mm": 0.0}), ("nan", {"pixel_size_mm": float("nan")}),
+                         ("crop", {"crop_size_px": -4}),
+                         ("heads", {"heads": content["meta"]["heads"][:1]})):
+        bad = tmp_path / f"{name}.pt"
+        torch.save({**content, "meta": {**content["meta"], **change}}, bad)
+        with pytest.raises(ScoreInputError) as caught:
+            load_model(bad)
+        assert str(bad) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_score_train_with_an_init_that_is_not_a_model_exits_2(tmp_path, capsys):
+    from score_gui.cli import main
+
+    root = _write_study(tmp_path / "study", {"01": [None], "02": [None]})
+    (tmp_path / "notmodels").mkdir()
+    code = main(["train", str(root), "--rater", "A", "-o", str(tmp_path / "out"), "--init",
+                 str(tmp_path / "notmodels")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "notmodels" in err[0] and "not a model folder" in err[0]
+    assert not (tmp_path / "out").exists()
