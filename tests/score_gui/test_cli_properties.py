@@ -37,6 +37,8 @@ NUMERIC_OPTIONS = [
     (["train", "{missing}", "--rater", "A", "-o", "{out}"], "--iterations", 1),
     (["train", "{missing}", "--rater", "A", "-o", "{out}"], "--seed", 1),
     (["train", "{missing}", "--rater", "A", "-o", "{out}"], "--threads", 1),
+    (["train", "{missing}", "--rater", "A", "-o", "{out}"], "--batch-size", 1),
+    (["train", "{missing}", "--rater", "A", "-o", "{out}"], "--workers", 1),
 ]
 
 ODD_TEXT = ["0", "-0", "-1", "-5", "1e3", "1.5", "nan", "inf", "-inf", "1e999", "", " ", "0x10",
