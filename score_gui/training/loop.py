@@ -790,7 +790,7 @@ def default_batch_size(transfer: bool) -> int:
     return 4 if transfer else 1
 
 
-DEFAULT_TRANSFER_ITERATIONS = 600
+DEFAULT_TRANSFER_ITERATIONS = 300
 """Iterations per fold model when starting from a model set (chosen with
 ``benchmarks/bench_train.py --transfer``: GM Dice stops improving well before)."""
 
