@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from score_gui.inference import Ensemble, segment_scan
+from score_gui.mdgru.heads import restrict_to_learnt
 from score_gui.metrics import compare_labels
 from score_gui.phantom import make_scan
 from score_gui.phantom_variant import make_variant_scan
@@ -49,14 +50,18 @@ def segment_kwargs(vote: str | None) -> dict:
     return {"vote": vote}
 
 
-def _compare(labels, truth, scan) -> pd.DataFrame:
+def _compare(labels, truth, scan, contrast: str = "amira") -> pd.DataFrame:
+    if contrast != "amira":  # single contrast: judged on cord and GM, as T2*w studies are labelled
+        cord_gm = {"cord", "gm"}
+        return compare_labels(restrict_to_learnt(labels.dseg, cord_gm), restrict_to_learnt(truth.dseg, cord_gm),
+                              scan.pixel_spacing, levels=scan.levels, labelled=cord_gm)
     lesion = labels.lesion if labels.lesion is not None else None
     return compare_labels(labels.dseg, truth.dseg, scan.pixel_spacing, pred_lesion=lesion,
                           truth_lesion=truth.lesion if lesion is not None else None, levels=scan.levels)
 
 
 def evaluate(models: str, n_hc: int, n_ms: int, n_slices: int, pixel_size: float, shape: int,
-             vote: str | None = None) -> tuple[pd.DataFrame, list[float]]:
+             vote: str | None = None, contrast: str = "amira") -> tuple[pd.DataFrame, list[float]]:
     """Per-slice metrics of the consensus (``source = score``) and of every member, both generators."""
     ensemble = Ensemble.load(models)
     extra = segment_kwargs(vote)
@@ -66,12 +71,12 @@ def evaluate(models: str, n_hc: int, n_ms: int, n_slices: int, pixel_size: float
             for i in range(count):
                 seed = FIRST_SEED + (0 if kind == "hc" else 1000) + i
                 scan, truth, _ = make(kind, seed=seed, n_slices=n_slices, shape=(shape, shape),
-                                      pixel_size=pixel_size)
+                                      pixel_size=pixel_size, contrast=contrast)
                 started = time.perf_counter()
                 result = drain(segment_scan(scan, ensemble, members_out=True, **extra))
                 seconds.append(time.perf_counter() - started)
                 for source, labels in [("score", result.consensus), *result.members.items()]:
-                    table = _compare(labels, truth, scan)
+                    table = _compare(labels, truth, scan, contrast)
                     table["generator"], table["kind"], table["seed"], table["source"] = generator, kind, seed, source
                     tables.append(table)
     return pd.concat(tables, ignore_index=True), seconds
@@ -151,9 +156,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--vote", choices=("soft", "hard"), help="passed to segment_scan when it supports vote=")
     parser.add_argument("--csv", help="also write the per-slice table (every source) here")
+    parser.add_argument("--contrast", choices=("amira", "t2star"), default="amira",
+                        help="t2star: single-contrast scans (repeated on the models' inputs), cord and GM judged")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    table, seconds = evaluate(args.models, args.hc, args.ms, args.slices, args.pixel_size, args.shape, args.vote)
+    table, seconds = evaluate(args.models, args.hc, args.ms, args.slices, args.pixel_size, args.shape, args.vote,
+                              args.contrast)
     if args.csv:
         table.to_csv(args.csv, index=False)
     report(table, args, seconds)
