@@ -361,69 +361,73 @@ def _check_scan_grid(scan_path: Path, img, shape: tuple, label_path: Path) -> No
 class QcDecisions:
     """QC decisions in force, looked up per scan and source.
 
-    Built from ``score qc export``'s TSV (contract section 4) or a study's QC log. A
-    decision with an empty ``source`` applies to every source of the scan.
+    Built from ``score qc export``'s TSV (contract section 4) or a study's QC log. The
+    decision in force for a source is decided by :func:`score_gui.qc.log.decision_in_force`:
+    an image-level fail recorded on any source (or on ``*``) fails the slice for every source;
+    a segmentation-level fail stays with its source; a decision on ``*`` (or, in older
+    TSVs, with an empty source) applies to every source.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Decisions with at least ``scan``, ``slice`` and ``status``.
+    ordered : bool
+        The rows are already in the order they were made (a log's); otherwise the later
+        decision is the later ``time`` (compared in UTC), then the later row.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> table = pd.DataFrame({"scan": ["s1", "s1"], "slice": [2, 2], "source": ["score"] * 2,
+    >>> table = pd.DataFrame({"scan": ["s1", "s1"], "slice": [2, 2], "source": ["score", "raterA"],
     ...                       "status": ["fail", "pass"], "reason": ["image_artifact", ""],
-    ...                       "time": ["2026-01-01T10:00", "2026-01-01T09:00"]})
-    >>> QcDecisions(table).status_map("s1", "score")
+    ...                       "time": ["2026-01-01T10:00+00:00", "2026-01-01T09:00+00:00"]})
+    >>> QcDecisions(table).status_map("s1", "raterA")   # the later image fail counts for raterA
     {2: ('fail', 'image_artifact')}
     """
 
-    def __init__(self, table: pd.DataFrame):
+    def __init__(self, table: pd.DataFrame, ordered: bool = False):
+        from score_gui.qc.log import rows_by_slice, live_rows
+
         table = table.copy()
         for column in ("source", "reason", "time", "scan"):
             if column not in table:
                 table[column] = ""
         table = table.fillna({"source": "", "reason": "", "time": ""})
-        table["_order"] = np.arange(len(table))
-        # A later decision wins: by time, then by position in the file.
-        table = table.sort_values(["time", "_order"], kind="stable")
+        if not ordered:  # a later decision wins: by the moment, then by position in the file
+            table["_when"] = pd.to_datetime(table["time"].astype(str), utc=True, errors="coerce",
+                                            format="ISO8601")
+            table["_order"] = np.arange(len(table))
+            table = table.sort_values(["_when", "_order"], kind="stable", na_position="first")
+        self._slices: dict[str, dict[int, list[dict]]] = {}
+        for (scan, slice_index), rows in rows_by_slice(live_rows(table)).items():
+            self._slices.setdefault(scan, {})[slice_index] = rows
         self._maps: dict[tuple[str, str], QcMap] = {}
-        for row in table.itertuples(index=False):
-            key = (str(row.scan), str(row.source))
-            self._maps.setdefault(key, {})[int(row.slice)] = (str(row.status), str(row.reason))
 
     def status_map(self, scan_stem: str, source: str) -> QcMap:
-        merged = dict(self._maps.get((scan_stem, ""), {}))
-        merged.update(self._maps.get((scan_stem, source), {}))
-        return merged
+        """``{slice: (status, reason)}`` in force for one source of one scan."""
+        from score_gui.qc.log import decision_in_force
+
+        key = (scan_stem, source)
+        if key not in self._maps:
+            found = {}
+            for slice_index, rows in sorted(self._slices.get(scan_stem, {}).items()):
+                row = decision_in_force(rows, source)
+                if row is not None:
+                    found[slice_index] = (str(row["status"]), str(row["reason"]))
+            self._maps[key] = found
+        return dict(self._maps[key])
 
 
 def read_qc(path: str | Path) -> QcDecisions:
-    """QC decisions from a QC TSV (``score qc export``) or a study's QC log.
+    """QC decisions from a QC TSV (``score qc export``), a study, its QC folder or log file."""
+    from score_gui.qc.log import QCLog, _is_sqlite, read_qc_table
 
-    Uses ``score_gui.qc.log`` when it is available (QC log folders and files); plain TSV
-    files with the contract's columns are read directly.
-    """
     path = Path(path)
     if not path.exists():
         raise ScoreInputError(path, "QC file not found")
-    try:
-        from score_gui.qc.log import read_qc_table  # the QC log's own reader, when present
-    except ImportError:
-        read_qc_table = None
-    if read_qc_table is not None:
-        table = read_qc_table(path)
-    elif path.is_dir():
-        raise ScoreInputError(path, "cannot read a QC log folder here; export it with score qc export")
-    else:
-        try:
-            table = pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str, "scan": str,
-                                                        "source": str, "reason": str})
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise ScoreInputError(path, f"cannot read QC table ({exc})") from None
-    missing = {"scan", "slice", "status"} - set(table.columns)
-    if missing:
-        raise ScoreInputError(path, f"QC table lacks columns {sorted(missing)}")
-    bad = set(table["status"].dropna().astype(str)) - {"pass", "fail", "unreviewed"}
-    if bad:
-        raise ScoreInputError(path, f"unknown QC status {sorted(bad)[:3]} (pass or fail)")
-    return QcDecisions(table)
+    if path.is_dir() or _is_sqlite(path):
+        return QcDecisions(QCLog(path).decisions(), ordered=True)  # the log's own order
+    return QcDecisions(read_qc_table(path))
 
 
 # -- Studies ----------------------------------------------------------------------------

@@ -312,10 +312,12 @@ class MainWindow(QMainWindow):
 
         if self.study is None:
             return
-        reviewer = self._my_source()
-        if not reviewer:
+        reviewer = self._my_source() or ""   # without a name: the grid shows, recording waits
+        if reviewer:
+            self.qc_placeholder.hide()
+        else:
             self.qc_placeholder.setText("Identify as a rater (File > Change rater) to record QC decisions.")
-            return
+            self.qc_placeholder.show()
         widget = self.qc_widget
         if widget is None or widget.study.root != self.study.root or widget.reviewer != reviewer:
             if widget is not None:
@@ -325,8 +327,7 @@ class MainWindow(QMainWindow):
             widget.decision_recorded.connect(lambda _d: self.browser.refresh_all())
             widget.slice_selected.connect(self._on_qc_slice)
             widget.scan_changed.connect(self._on_qc_scan)
-            self.qc_layout.addWidget(widget)
-            self.qc_placeholder.hide()
+            self.qc_layout.addWidget(widget, 1)
             self.qc_widget = widget
         stems = [e.stem for e in widget.study.scans]
         if self.entry is not None and self.entry.stem in stems and (

@@ -6,8 +6,8 @@ Examples
 >>> parser = argparse.ArgumentParser(); sub = parser.add_subparsers()
 >>> add_parser(sub)
 >>> args = parser.parse_args(["demo", "out", "--kind", "hc", "--shape", "96", "96"])
->>> args.kind, args.shape, args.slices
-('hc', [96, 96], 12)
+>>> args.kind, args.shape, args.slices, args.models
+('hc', [96, 96], 12, 'default')
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--slices", type=int_range(1, MAX_SLICES), default=12,
                         help=f"number of slices, 1-{MAX_SLICES} (default: 12)")
     parser.add_argument("--study", action="store_true",
-                        help="write a whole study: 3 HC (2 sessions) + 3 MS, raters A, B, C")
+                        help="write a whole study: 3 HC (2 sessions) + 3 MS, raters A, B, C, and "
+                             "the ensemble's result (desc-score)")
+    parser.add_argument("--models", default="default", metavar="default|DIR|none",
+                        help="with --study: the ensemble that segments every scan (desc-score); "
+                             "none for raters only (default: default)")
     parser.add_argument("--contrast", choices=("amira", "t2star"), default="amira",
                         help="AMIRA (8 images) or a single T2*-weighted image")
     parser.add_argument("--pixel-size", type=float_range(0.2, 2.0), default=0.67, metavar="MM",
@@ -63,8 +67,13 @@ def run(args) -> int:
     outdir = ensure_writable_dir(args.outdir)
     shape = tuple(args.shape)
     if args.study:
+        models = None
+        if args.models != "none":   # a bad model folder stops here, before anything is written
+            from score_gui.inference import Ensemble
+
+            models = Ensemble.load(args.models)
         study = make_study(outdir, seed=args.seed, n_slices=args.slices, shape=shape,
-                           pixel_size=args.pixel_size)
+                           pixel_size=args.pixel_size, models=models)
         print(f"wrote study {study.root} with {len(study.scans)} scans:")
         for entry in study.scans:
             print(f"  {entry.path.relative_to(study.root)}  labels: {', '.join(entry.label_sources())}")

@@ -6,6 +6,10 @@
                  [--comment C] [--source score]
     score qc undo STUDY --reviewer NAME [--scan STEM]
     score qc export STUDY -o qc.tsv
+
+An image-level fail (image_artifact, poor_image_quality, posterior_arch_contact) fails the
+slice for every source of the scan and is exported with source ``*``; a segmentation-level
+fail stays with its source; a pass clears an earlier image-level fail (score_gui.qc.log).
     score qc report STUDY -o report.html [--source score] [--average 6-8] [--flagged-only]
     score qc suggest STUDY [--source score] [--scan STEM] [-o suggestions.tsv]
 """
@@ -36,7 +40,8 @@ def add_parser(subparsers) -> None:
                       "segmentation_error, other")
     set_.add_argument("--reviewer", required=True)
     set_.add_argument("--comment", default="")
-    set_.add_argument("--source", default="score", help="label source the decision is about")
+    set_.add_argument("--source", default="score", help="label source the decision is about (an "
+                      "image-level fail counts for every source; * for all sources)")
     set_.set_defaults(func=run_set)
 
     undo = actions.add_parser("undo", help="undo the reviewer's latest decision (appends, never deletes)")
@@ -94,15 +99,22 @@ def decision_for(study, scan: str, slice_index: int, status: str, reason: str, r
 
 
 def run_set(args) -> int:
-    from score_gui.qc.log import QCLog
+    from score_gui.qc.log import QCLog, is_image_level
     from score_gui.study import Study
 
     study = Study.open(args.study)
     decision = decision_for(study, args.scan, args.slice, args.status, args.reason, args.reviewer,
                             args.comment, args.source)
-    seq = QCLog(study.root).record(decision)
+    log = QCLog(study.root)
+    image_before = log.image_fail(decision.scan, decision.slice)
+    seq = log.record(decision)
     print(f"recorded #{seq}: {decision.scan} slice {decision.slice} {decision.source} "
           f"{decision.status}{' (' + decision.reason + ')' if decision.reason else ''} by {decision.reviewer}")
+    if is_image_level(decision.status, decision.reason):
+        print(f"  {decision.reason} judges the image: slice {decision.slice} fails for every source of the scan")
+    elif decision.status == "pass" and image_before is not None:
+        print(f"  clears the image-level fail ({image_before['reason']}, {image_before['source']}) "
+              f"for every source of the scan")
     return 0
 
 
@@ -129,7 +141,8 @@ def run_export(args) -> int:
     log = QCLog(study.root)
     table = log.in_force()
     log.export(args.output)
-    print(f"{len(table)} decisions in force -> {args.output}")
+    n_all = int((table["source"] == "*").sum())
+    print(f"{len(table)} decisions in force ({n_all} image-level, source *) -> {args.output}")
     return 0
 
 

@@ -27,8 +27,9 @@ from score_gui.scan import Scan, write_scan
 from score_gui.study import ScanEntry, Study, scan_path
 
 DEMO_STUDY_NAME = "demo-study"
-DEMO_STUDY_VERSION = 1
-"""Bump when the phantom changes enough that a cached demo study should be regenerated."""
+DEMO_STUDY_VERSION = 2
+"""Bump when the demo study changes enough that a cached one should be regenerated
+(2: with the default ensemble's ``desc-score`` labels)."""
 
 
 def _pixel_pair(pixel_size) -> tuple[float, float]:
@@ -124,14 +125,17 @@ def write_demo(outdir, kind: str = "ms", seed: int = 1, n_slices: int = 12,
 
 
 def make_study(root, n_hc: int = 3, n_ms: int = 3, seed: int = 0, n_slices: int = 12,
-               raters=("A", "B", "C"), shape=(192, 192), pixel_size=0.67) -> Study:
+               raters=("A", "B", "C"), shape=(192, 192), pixel_size=0.67, models=None) -> Study:
     """Write a BIDS-like study (contract section 5) with true and simulated rater labels.
 
     Healthy controls ``sub-hc01..`` have two sessions (``ses-1``, ``ses-2``: same anatomy,
     new noise and a small repositioning, for scan-rescan analyses); MS patients
     ``sub-ms01..`` have one. Every scan gets ``desc-truth`` labels and one
     ``desc-rater<ID>`` label set per rater in ``derivatives/score``. A
-    ``participants.tsv`` gives each subject's group.
+    ``participants.tsv`` gives each subject's group. With ``models`` (``"default"``, a
+    model folder or an :class:`~score_gui.inference.Ensemble`) every scan is also
+    segmented by that ensemble (``desc-score``, as ``score segment`` writes it), so QC and
+    export have the automatic result to show (about 5 s per scan on a CPU).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -157,7 +161,23 @@ def make_study(root, n_hc: int = 3, n_ms: int = 3, seed: int = 0, n_slices: int 
                                  entry.derivatives_dir, f"rater{rater}", keep_previous=False)
             rows.append(f"sub-{subject_id}\t{kind}")
     (root / "participants.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return Study.open(root)
+    study = Study.open(root)
+    if models is not None:
+        segment_study(study, models)
+    return study
+
+
+def segment_study(study: Study, models="default") -> None:
+    """Write the ensemble's ``desc-score`` result for every scan of ``study`` (real models)."""
+    from score_gui.inference import Ensemble, segment_scan
+    from score_gui.outputs import write_result
+    from score_gui.progress import drain
+    from score_gui.scan import read_scan
+
+    ensemble = models if isinstance(models, Ensemble) else Ensemble.load(models)
+    for entry in study.scans:
+        scan = read_scan(entry.path)
+        write_result(scan, drain(segment_scan(scan, ensemble)), entry.derivatives_dir)
 
 
 def data_home() -> Path:
@@ -167,7 +187,9 @@ def data_home() -> Path:
 
 
 def ensure_demo_study(root=None) -> Path:
-    """The demo study, generated on first use (about 10 s) and reused afterwards.
+    """The demo study, generated on first use (about a minute: the default ensemble
+    segments every scan) and reused afterwards; a cache from an older
+    :data:`DEMO_STUDY_VERSION` is rebuilt.
 
     It is built in a temporary folder beside the target and renamed into place, so an
     interrupted run never leaves half a study behind.
@@ -180,7 +202,7 @@ def ensure_demo_study(root=None) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{DEMO_STUDY_NAME}-", dir=parent))
     try:
-        make_study(building)
+        make_study(building, models="default")
         (building / ".phantom-version").write_text(f"{DEMO_STUDY_VERSION}\n")
         building.chmod(0o755)  # mkdtemp made it private
         if target.exists():  # an older phantom version: replace it

@@ -41,6 +41,31 @@ decision's ``seq``) that restores the slice's state from just before the undone 
 the earlier decision's status and reason, or ``unreviewed`` when there was none.
 Repeated undos walk further back through the reviewer's own decisions.
 
+Which decision is in force
+--------------------------
+A decision is recorded on one label source (the labels the reviewer was looking at), but
+it does not always judge only that source (contract section 4):
+
+* An **image-level fail** (:data:`IMAGE_REASONS`: ``image_artifact``,
+  ``poor_image_quality``, ``posterior_arch_contact``) judges the image, so it fails the
+  slice for every source of the scan: the ensemble's result, each rater, the consensus.
+* A **segmentation-level fail** (:data:`SEGMENTATION_REASONS`: ``segmentation_error``,
+  ``lesion_misclassified``, ``other``) stays with its source.
+* A **pass** says the image *and* that source's labels are fine. Nobody passes a slice
+  whose image they consider unusable, so a pass on any source clears an image-level fail
+  recorded before it, for every source; it says nothing about the other sources' labels,
+  which fall back to their own latest decision (or ``unreviewed``).
+* A decision recorded on source ``*`` (:data:`ALL_SOURCES`; ``score qc export`` writes
+  image-level fails so, an empty source in older TSVs means the same) applies to every source.
+
+So for ``(scan, slice, source)`` the decision in force is the later of the source's own
+latest decision (on that source or ``*``, image-level fails aside) and the image-level
+fail in force on the slice, if any. :func:`decision_in_force` is the one function that
+decides it; the log, the export, ``score areas --qc``, the statistics, the report and the
+QC and export panels all go through it. An undone decision counts as never made (its
+undo stays in the log for the record). Logs written before this rule read unchanged;
+their image-level fails now count for every source.
+
 Examples
 --------
 >>> import tempfile
@@ -54,17 +79,21 @@ Examples
 {3: ('fail', 'image_artifact')}
 >>> len(log.decisions())
 3
+>>> _ = log.record(Decision("01", "", "sub-01_amira", 3, "raterA", "fail", "poor_image_quality", "ana"))
+>>> log.status_map("sub-01_amira", "score")   # the image fails for every source
+{3: ('fail', 'poor_image_quality')}
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from score_gui.errors import ScoreInputError
@@ -72,6 +101,12 @@ from score_gui.errors import ScoreInputError
 REASONS = ("image_artifact", "posterior_arch_contact", "lesion_misclassified",
            "poor_image_quality", "segmentation_error", "other")
 """Why a slice failed (contract section 4), in the order of the QC widget's keys 1-6."""
+IMAGE_REASONS = ("image_artifact", "poor_image_quality", "posterior_arch_contact")
+"""Reasons that judge the image: a fail for one source fails the slice for every source."""
+SEGMENTATION_REASONS = ("segmentation_error", "lesion_misclassified", "other")
+"""Reasons that judge one source's labels: a fail stays with that source."""
+ALL_SOURCES = "*"
+"""The source of a decision that applies to every source of the scan (``score qc export``)."""
 
 STATUSES = ("pass", "fail")
 UNREVIEWED = "unreviewed"
@@ -346,21 +381,14 @@ class QCLog:
         if target is None:
             return None
         seq, subject, session, scan_stem, slice_index, source = target
-        key = [scan_stem, source, slice_index]
-        # Someone's later decision on this slice that nobody undid keeps the slice as it is.
-        overridden = conn.execute(
-            "SELECT 1 FROM decisions d WHERE scan = ? AND source = ? AND slice = ? AND seq > ?"
-            " AND undoes IS NULL AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.seq)",
-            key + [seq]).fetchone()
-        if overridden is None:  # go back to whatever was in force just before it
-            before = conn.execute("SELECT status, reason FROM decisions WHERE scan = ? AND source = ?"
-                                  " AND slice = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-                                  key + [seq]).fetchone()
-            status, reason = before if before else (UNREVIEWED, "")
-        else:
-            status, reason = conn.execute("SELECT status, reason FROM decisions WHERE scan = ? AND"
-                                          " source = ? AND slice = ? ORDER BY seq DESC LIMIT 1",
-                                          key).fetchone()
+        # Back to the slice as if the undone decision had never been made: whatever else is
+        # in force then (someone's later decision, an image-level fail on another source,
+        # an earlier decision) stays; nothing at all is "unreviewed".
+        rows = live_rows(pd.read_sql_query(
+            "SELECT * FROM decisions WHERE scan = ? AND slice = ? ORDER BY seq", conn,
+            params=[scan_stem, slice_index]), also_undone=(seq,))
+        kept = decision_in_force(rows, source)
+        status, reason = (kept["status"], kept["reason"]) if kept is not None else (UNREVIEWED, "")
         restored = _restoring_decision(subject, session, scan_stem, slice_index, source, status,
                                        reason, reviewer, f"undo of decision {seq}")
         self._insert(conn, restored, undoes=seq)
@@ -377,33 +405,45 @@ class QCLog:
         return table
 
     def in_force(self) -> pd.DataFrame:
-        """The decision in force per scan, source and slice (the latest; unreviewed dropped)."""
+        """The decisions in force, as ``score qc export`` writes them (see :func:`in_force`)."""
         return in_force(self.decisions())
 
-    def status_map(self, scan_stem: str, source: str) -> dict[int, tuple[str, str]]:
-        """``{slice: (status, reason)}`` for :func:`score_gui.areas.areas_table` ``qc=``.
+    def in_force_for(self, source: str) -> pd.DataFrame:
+        """The decision in force per slice for one source (see :func:`in_force_for`)."""
+        return in_force_for(self.decisions(), source)
 
-        One indexed query (the GUI asks after every key press).
+    def status_map(self, scan_stem: str, source: str) -> dict[int, tuple[str, str]]:
+        """``{slice: (status, reason)}`` in force for one source of one scan.
+
+        Image-level fails recorded on any source of the scan count (module notes). For
+        :func:`score_gui.areas.areas_table` ``qc=``; one indexed query (the GUI asks after
+        every key press).
         """
         with self._connect(create=False) as conn:
             if conn is None or not _has_table(conn):
                 return {}
-            rows = conn.execute(
-                "SELECT slice, status, reason FROM decisions d WHERE scan = ? AND source = ? AND seq ="
-                " (SELECT MAX(seq) FROM decisions l WHERE l.scan = d.scan AND l.source = d.source"
-                " AND l.slice = d.slice) ORDER BY slice", [scan_stem, source]).fetchall()
-        return {int(s): (status, reason) for s, status, reason in rows if status != UNREVIEWED}
+            rows = pd.read_sql_query("SELECT * FROM decisions WHERE scan = ? ORDER BY seq", conn,
+                                     params=[scan_stem])
+        found = {}
+        for (_scan, slice_index), group in rows_by_slice(live_rows(rows)).items():
+            row = decision_in_force(group, source)
+            if row is not None:
+                found[slice_index] = (row["status"], row["reason"])
+        return dict(sorted(found.items()))
 
-    def reviewed_counts(self, source: str) -> dict[str, int]:
-        """``{scan: slices with a decision in force}`` for one source."""
+    def image_fail(self, scan_stem: str, slice_index: int) -> dict | None:
+        """The image-level fail in force on one slice (recorded on any source), or None."""
         with self._connect(create=False) as conn:
             if conn is None or not _has_table(conn):
-                return {}
-            rows = conn.execute(
-                "SELECT scan, COUNT(*) FROM decisions d WHERE source = ? AND status != ? AND seq ="
-                " (SELECT MAX(seq) FROM decisions l WHERE l.scan = d.scan AND l.source = d.source"
-                " AND l.slice = d.slice) GROUP BY scan", [source, UNREVIEWED]).fetchall()
-        return {scan: int(n) for scan, n in rows}
+                return None
+            rows = pd.read_sql_query("SELECT * FROM decisions WHERE scan = ? AND slice = ? ORDER BY seq",
+                                     conn, params=[scan_stem, int(slice_index)])
+        return image_fail_in_force(live_rows(rows))
+
+    def reviewed_counts(self, source: str) -> dict[str, int]:
+        """``{scan: slices with a decision in force}`` for one source (image-level fails included)."""
+        table = self.in_force_for(source)
+        return {str(scan): int(n) for scan, n in table.groupby("scan").size().items()}
 
     def export(self, path: str | Path) -> Path:
         """Write the decisions in force as TSV with :data:`COLUMNS` (atomically)."""
@@ -435,20 +475,176 @@ def _empty_decisions() -> pd.DataFrame:
     return table
 
 
-def in_force(decisions: pd.DataFrame) -> pd.DataFrame:
-    """Keep the last row per ``(scan, source, slice)`` (rows in order), drop ``unreviewed``.
+def is_image_level(status: str, reason: str) -> bool:
+    """True for a fail that judges the image (:data:`IMAGE_REASONS`), not one source's labels.
 
     Examples
     --------
-    >>> rows = pd.DataFrame({"scan": ["a", "a"], "source": ["score"] * 2, "slice": [1, 1],
-    ...                      "status": ["pass", "fail"], "reason": ["", "other"]})
-    >>> in_force(rows)[["status", "reason"]].values.tolist()
-    [['fail', 'other']]
+    >>> is_image_level("fail", "image_artifact"), is_image_level("fail", "other"), is_image_level("pass", "")
+    (True, False, False)
     """
-    latest = decisions.drop_duplicates(["scan", "source", "slice"], keep="last")
-    latest = latest[latest["status"] != UNREVIEWED]
-    latest = latest.sort_values(["scan", "source", "slice"], kind="stable")
-    return _as_qc_columns(latest)
+    return status == "fail" and reason in IMAGE_REASONS
+
+
+def for_every_source(source: str) -> bool:
+    """True for the source of a decision that applies to every source: ``*`` (or empty, older TSVs)."""
+    return source in (ALL_SOURCES, "")
+
+
+def _in_force_index(rows: Sequence[Mapping], source: str) -> int | None:
+    own = image = None
+    for index, row in enumerate(rows):
+        status, reason, decided_on = row["status"], row["reason"], row["source"]
+        mine = decided_on == source or for_every_source(decided_on)
+        if is_image_level(status, reason):
+            image = index              # judges the image: every source
+        elif status == UNREVIEWED:
+            own = None if mine else own  # only in hand-made TSVs: "back to unreviewed"
+        else:
+            if status == "pass":
+                image = None           # the image is fine after all
+            if mine:
+                own = index
+    chosen = [i for i in (own, image) if i is not None]
+    return max(chosen) if chosen else None
+
+
+def decision_in_force(rows: Sequence[Mapping], source: str) -> Mapping | None:
+    """The decision in force for ``source`` on one slice, or None (unreviewed).
+
+    The rule of contract section 4, in one place (see the module notes): the later of the
+    source's own latest decision (recorded on it or on ``*``; image-level fails aside)
+    and the image-level fail in force on the slice (recorded on any source, and not
+    cleared by a later pass on any source).
+
+    Parameters
+    ----------
+    rows : sequence of mappings
+        Every live decision on one slice of one scan, in the order they were made, each
+        with at least ``source``, ``status`` and ``reason``.
+    source : str
+        The label source asked about.
+
+    Examples
+    --------
+    >>> rows = [dict(source="raterA", status="pass", reason=""),
+    ...         dict(source="score", status="fail", reason="image_artifact")]
+    >>> decision_in_force(rows, "raterA")["reason"]      # the image fails for raterA too
+    'image_artifact'
+    >>> rows.append(dict(source="score", status="fail", reason="segmentation_error"))
+    >>> decision_in_force(rows, "raterA")["reason"]      # a segmentation fail stays with score
+    'image_artifact'
+    >>> rows.append(dict(source="raterB", status="pass", reason=""))
+    >>> decision_in_force(rows, "raterA")["status"]      # a pass clears the image fail
+    'pass'
+    >>> decision_in_force(rows, "score")["reason"]
+    'segmentation_error'
+    >>> decision_in_force(rows, "consensus") is None    # nobody judged these labels
+    True
+    """
+    index = _in_force_index(rows, source)
+    return None if index is None else rows[index]
+
+
+def image_fail_in_force(rows: Sequence[Mapping]) -> Mapping | None:
+    """The image-level fail in force on one slice (rows as for :func:`decision_in_force`), or None.
+
+    Examples
+    --------
+    >>> rows = [dict(source="score", status="fail", reason="poor_image_quality")]
+    >>> image_fail_in_force(rows)["reason"]
+    'poor_image_quality'
+    >>> image_fail_in_force(rows + [dict(source="raterA", status="pass", reason="")]) is None
+    True
+    """
+    current = None
+    for row in rows:
+        if is_image_level(row["status"], row["reason"]):
+            current = row
+        elif row["status"] == "pass":
+            current = None
+    return current
+
+
+def live_rows(decisions: pd.DataFrame, also_undone: Iterable[int] = ()) -> list[dict]:
+    """Decisions as dicts, in order, without undone decisions and the undos themselves
+    (the input of :func:`decision_in_force`, after :func:`rows_by_slice`)."""
+    table = decisions
+    if "undoes" in table and "seq" in table:
+        undone = set(pd.to_numeric(table["undoes"], errors="coerce").dropna().astype(int)) | set(also_undone)
+        table = table[table["undoes"].isna() & ~table["seq"].isin(undone)]
+    records = table.to_dict("records")
+    for row in records:
+        for column in ("source", "status", "reason"):
+            value = row.get(column, "")
+            row[column] = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return records
+
+
+def rows_by_slice(records: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    """``{(scan, slice): rows}``, each list in the order of ``records``."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for row in records:
+        groups.setdefault((str(row["scan"]), int(row["slice"])), []).append(row)
+    return groups
+
+
+def in_force_for(decisions: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The decision in force per scan and slice for one source (:func:`decision_in_force`).
+
+    ``decisions`` are rows in the order they were made (the log's, or a TSV's sorted by
+    time). The ``source`` column of the result says where each decision was recorded:
+    another source (or ``*``) for an image-level fail made while reviewing other labels.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"scan": ["a", "a"], "slice": [1, 2], "source": ["score", "score"],
+    ...                      "status": ["fail", "fail"], "reason": ["image_artifact", "other"]})
+    >>> in_force_for(rows, "raterA")[["slice", "source", "reason"]].values.tolist()
+    [[1, 'score', 'image_artifact']]
+    """
+    kept = [row for group in rows_by_slice(live_rows(decisions)).values()
+            if (row := decision_in_force(group, source)) is not None]
+    table = pd.DataFrame(kept, columns=list(decisions.columns))
+    return _as_qc_columns(table.sort_values(["scan", "slice"], kind="stable") if len(table) else table)
+
+
+def in_force(decisions: pd.DataFrame) -> pd.DataFrame:
+    """The decisions in force, one row per slice and source, as ``score qc export`` writes them.
+
+    An image-level fail in force is one row with source ``*`` (it applies to every source
+    of the scan); each source whose own decision is in force on top of it (a later
+    segmentation-level fail), or that has one in force on a slice without an image-level
+    fail, gets its own row. Reading the result back with :func:`decision_in_force` (as
+    ``score areas --qc`` does) gives every source the same decision as the log. Undone
+    decisions and ``unreviewed`` slices are left out. Rows are sorted by scan, source, slice.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"scan": ["a", "a", "a"], "source": ["score", "raterA", "score"],
+    ...                      "slice": [1, 1, 2], "status": ["fail", "fail", "pass"],
+    ...                      "reason": ["image_artifact", "other", ""]})
+    >>> in_force(rows)[["source", "slice", "status", "reason"]].values.tolist()
+    [['*', 1, 'fail', 'image_artifact'], ['raterA', 1, 'fail', 'other'], ['score', 2, 'pass', '']]
+    """
+    kept: list[dict] = []
+    for group in rows_by_slice(live_rows(decisions)).values():
+        sources = [ALL_SOURCES] + list(dict.fromkeys(r["source"] for r in group if not for_every_source(r["source"])))
+        chosen: dict[int, str] = {}
+        image = image_fail_in_force(group)
+        if image is not None:
+            chosen[next(i for i, r in enumerate(group) if r is image)] = ALL_SOURCES
+        for source in sources:
+            index = _in_force_index(group, source)
+            if index is not None and index not in chosen:
+                row = group[index]
+                chosen[index] = ALL_SOURCES if for_every_source(row["source"]) else row["source"]
+        for index, source in sorted(chosen.items()):
+            kept.append({**group[index], "source": source})
+    table = pd.DataFrame(kept, columns=list(decisions.columns))
+    if len(table):
+        table = table.sort_values(["scan", "source", "slice"], kind="stable")
+    return _as_qc_columns(table)
 
 
 def _as_qc_columns(table: pd.DataFrame) -> pd.DataFrame:

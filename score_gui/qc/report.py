@@ -205,8 +205,7 @@ def write_report_job(study, output: str | Path, source: str = "score", average: 
 
     started = time.monotonic()
     log = QCLog(study.root)
-    in_force = log.in_force()
-    in_force_source = in_force[in_force["source"] == source]
+    in_force_source = log.in_force_for(source)   # image-level fails of other sources included
     sections, all_hints, n_slices = [], {}, 0
     for done, entry in enumerate(study.scans, start=1):
         decisions = log_map(in_force_source, entry.stem)

@@ -35,3 +35,25 @@ def test_screenshot_of_a_study_shows_images_and_label_colours(qapp, tmp_path, st
     # Other raters' labels are drawn as contours in their reference colours.
     shares = [colour_share(canvas, colour) for colour in REFERENCE_COLORS[:2]]
     assert max(shares) > 0.002, shares
+
+
+def test_demo_study_opens_in_qc_mode_with_a_grid_of_contours(qapp, tmp_path, monkeypatch):
+    """``score-gui --demo --mode qc``: the reviewer's first look is the grid with the ensemble's
+    contours (the demo study carries the default models' desc-score), even before they
+    have identified themselves."""
+    import score_gui.phantom.study as phantom_study
+    from score_gui.labels import LABEL_COLORS
+    from score_gui.study import Study
+
+    real_make_study = phantom_study.make_study
+    monkeypatch.setenv("SCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(phantom_study, "make_study", lambda root, **kw: real_make_study(
+        root, n_hc=1, n_ms=0, n_slices=3, shape=(96, 96), **kw))        # small, same code path
+    out = tmp_path / "qc.png"
+    assert main(["--demo", "--mode", "qc", "--screenshot", str(out)]) == 0
+    demo = Study.open(tmp_path / "home" / "demo-study")
+    assert all("score" in entry.label_sources() for entry in demo.scans)
+    image = np.asarray(Image.open(out).convert("RGB"))
+    dock = image[:, int(image.shape[1] * 0.65):]                         # the QC panel
+    assert colour_share(dock, LABEL_COLORS[1]) > 0.001                   # cord contours on the tiles
+    assert colour_share(dock, LABEL_COLORS[4]) > 0.0002                  # and anterior horns

@@ -8,7 +8,7 @@ from qtpy.QtCore import Qt
 
 from score_gui.labels import LabelMap, write_labels
 from score_gui.phantom.study import make_scan
-from score_gui.qc.log import QCLog
+from score_gui.qc.log import Decision, QCLog
 from score_gui.scan import write_scan
 from score_gui.study import ScanEntry, scan_path
 from score_napari._qt.qc_widget import QCWidget
@@ -165,3 +165,74 @@ def test_scan_without_the_reviewed_labels_says_to_segment_first(qtbot, study_roo
     assert "segment it first" in w.message.text()
     w.set_scan(0)
     assert "segment it first" not in w.message.text()
+
+
+def _add_rater(study_root, who="raterA"):
+    """The same scans' true labels as a rater's (a second source to review)."""
+    from score_gui.labels import read_labels
+    from score_gui.scan import read_scan
+
+    for subject in ("01", "02"):
+        entry = ScanEntry(study_root, scan_path(study_root, subject))
+        scan = read_scan(entry.path)
+        labels = read_labels(entry.dseg_path("score"), scan)
+        write_labels(scan, LabelMap(labels.dseg, labels.lesion, who=who), entry.derivatives_dir, who)
+
+
+def _fail_by_keys(qtbot, w, number):
+    qtbot.keyClick(w.grid, Qt.Key_F)
+    qtbot.keyClick(w.reason_panel.reasons, Qt.Key_0 + number)
+    qtbot.keyClick(w.reason_panel.reasons, Qt.Key_Return)
+
+
+def test_image_fail_shows_for_every_source_segmentation_fail_stays(qtbot, study_root):
+    from score_napari._qt.export_widget import ExportWidget
+
+    _add_rater(study_root)
+    w = QCWidget(study_root, "ana", tile_size=64)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.sources == ["score", "raterA"] and w.source == "score"
+    _fail_by_keys(qtbot, w, 1)                         # slice 0: image artifact (reviewing score)
+    assert "every label source" in w.message.text()
+    _fail_by_keys(qtbot, w, 5)                         # slice 1: segmentation error of score
+    assert w.current_slice() == 2
+
+    w.source_box.setCurrentText("raterA")              # the reviewer switches to the rater's labels
+    assert w.source == "raterA" and w._labels is not None
+    assert w.status(0) == ("fail", "image_artifact") and w.status(1) == ("unreviewed", "")
+    assert w.grid.item(0).text().endswith("fail: image artifact (image)")
+    assert w.progress()[:2] == (1, 5)
+    w.set_filter("failed")
+    assert w.visible_slices() == [0]
+    w.set_filter("all")
+
+    # the export panel (statistics over the areas) sees the same: slice 0 out for both sources
+    export = ExportWidget(study_root)
+    qtbot.addWidget(export)
+    rows = export.areas[export.areas["scan"] == "sub-01_amira"].set_index(["source", "slice"])["qc_status"]
+    assert rows[("score", 0)] == rows[("raterA", 0)] == "fail"
+    assert rows[("score", 1)] == "fail" and rows[("raterA", 1)] == "unreviewed"
+
+    w._select(0)
+    qtbot.keyClick(w.grid, Qt.Key_P)                   # the rater's reviewer: the image is fine
+    assert w.status(0) == ("pass", "")
+    w.source_box.setCurrentText("score")
+    assert w.status(0) == ("unreviewed", "")           # image fail cleared; score's labels not judged
+    assert w.status(1) == ("fail", "segmentation_error")
+    assert len(QCLog(study_root).decisions()) == 3      # append-only: every decision kept
+
+
+def test_without_a_reviewer_the_grid_shows_and_recording_waits(qtbot, study_root):
+    QCLog(study_root).record(Decision("01", "", "sub-01_amira", 2, "score", "fail", "poor_image_quality", "ben"))
+    w = QCWidget(study_root, "", tile_size=64)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.grid.count() == 5 and w.status(2) == ("fail", "poor_image_quality")
+    qtbot.keyClick(w.grid, Qt.Key_P)
+    assert "identify as a reviewer" in w.message.text()
+    qtbot.keyClick(w.grid, Qt.Key_F)
+    assert not w.reason_panel.isVisible()
+    assert len(QCLog(study_root).decisions()) == 1

@@ -77,9 +77,15 @@ def test_existing_consensus_is_used_and_failed_slices_are_left_out(study):
     score = table[(table["kind"] == "score-consensus") & (table["compartment"] == "cord")]
     assert score["hausdorff_mm"].iloc[0] == pytest.approx(4 * 0.7)  # shift 1 vs -3
     assert score["qc_status"].tolist() == ["ok", "fail"]
-    assert (table.loc[table["source"] == "raterA", "qc_status"] == "ok").all()
+    rater = table[table["source"] == "raterA"]   # image_artifact judges the image: every source
+    assert (rater["qc_status"] == np.where(rater["slice"] == 1, "fail", "ok")).all()
     summary = agreement_summary(table).set_index(["kind", "compartment"])
     assert summary.loc[("score-consensus", "cord"), "dice_count"] == 1
+    own = QcDecisions(pd.DataFrame({"scan": [entry.stem], "slice": [1], "source": ["score"],
+                                    "status": ["fail"], "reason": ["segmentation_error"], "time": ["t"]}))
+    table = scan_agreement(entry, own)                # a segmentation fail stays with score
+    assert (table.loc[table["source"] == "raterA", "qc_status"] == "ok").all()
+    assert table.loc[table["kind"] == "score-consensus", "qc_status"].eq("fail").any()
 
 
 def areas_row(subject, session, scan, slice_index, **areas):

@@ -261,10 +261,17 @@ def test_make_study_and_demo_study(tmp_path, monkeypatch):
     import score_gui.phantom.study as phantom_study
 
     monkeypatch.setattr(phantom_study, "make_study",
-                        lambda root: make_study(root, n_hc=1, n_ms=0, n_slices=2, shape=(64, 64)))
+                        lambda root, **kw: make_study(root, n_hc=1, n_ms=0, n_slices=2, shape=(96, 96), **kw))
+    (tmp_path / "home" / "demo-study").mkdir(parents=True)
+    (tmp_path / "home" / "demo-study" / ".phantom-version").write_text("1\n")  # an older cache
     demo = ensure_demo_study()
     assert demo == tmp_path / "home" / "demo-study"
-    assert len(Study.open(demo).scans) == 2
+    assert (demo / ".phantom-version").read_text().strip() == str(phantom_study.DEMO_STUDY_VERSION)
+    scans = Study.open(demo).scans
+    assert len(scans) == 2
+    for entry in scans:   # the default ensemble's result, for QC and export out of the box
+        assert entry.label_sources() == ["raterA", "raterB", "raterC", "score", "truth"]
+        assert structure_mask(read_labels(entry.dseg_path("score"), read_scan(entry.path)).dseg, "cord").any()
     stamp = (demo / "sub-hc01" / "ses-1" / "anat" / "sub-hc01_ses-1_amira.nii.gz").stat().st_mtime_ns
     assert ensure_demo_study() == demo
     assert (demo / "sub-hc01" / "ses-1" / "anat" / "sub-hc01_ses-1_amira.nii.gz").stat().st_mtime_ns == stamp

@@ -1,8 +1,12 @@
 """QC mode: review every slice of a study's scans as a grid of thumbnails, by keyboard.
 
 ``QCWidget(study_root, reviewer, source="score")`` shows all slices of one scan at a time
-(the chosen average with the segmentation's contours, as in the SCORE paper's Figure 2),
-and records decisions in the study's append-only QC log (:mod:`score_gui.qc.log`).
+(the chosen average with the contours of one label source, as in the SCORE paper's
+Figure 2), and records decisions in the study's append-only QC log (:mod:`score_gui.qc.log`).
+Any source of the study can be reviewed (the ensemble's ``score``, a rater, the consensus:
+the "Labels" box). An image-level fail (image artifact, poor image quality, posterior arch
+contact) fails the slice for every source, so the tiles of every source show it; a
+segmentation-level fail stays with the reviewed source; a pass clears an image-level fail.
 
 Keys (the grid has the focus):
 
@@ -29,13 +33,28 @@ from qtpy.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit, Q
                             QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 from score_gui.errors import ScoreInputError
-from score_gui.qc.log import REASONS, Decision, QCLog
+from score_gui.qc.log import REASONS, Decision, QCLog, is_image_level
 from score_gui.qc.report import STATUS_COLORS, thumbnail_rgb
 from score_gui.study import Study
 
 FILTERS = ("all", "unreviewed", "failed", "suggested")
 AVERAGES = ("6-8", "1-5", "all")
 SLICE_ROLE = Qt.UserRole + 1
+
+
+def study_sources(study) -> list[str]:
+    """Label sources with a dseg for any scan of ``study``: score, consensus, raters, others.
+
+    Examples
+    --------
+    >>> class S:  # two scans' label sources
+    ...     scans = [type("E", (), {"label_sources": lambda self: ["raterB", "score", "truth"]})(),
+    ...              type("E", (), {"label_sources": lambda self: ["consensus", "raterA"]})()]
+    >>> study_sources(S())
+    ['score', 'consensus', 'raterA', 'raterB', 'truth']
+    """
+    found = {who for entry in study.scans for who in entry.label_sources()}
+    return sorted(found, key=lambda who: (who != "score", who != "consensus", not who.startswith("rater"), who))
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -127,9 +146,11 @@ class QCWidget(QWidget):
     study_root : path
         The study folder (``Study.open``).
     reviewer : str
-        Who is reviewing (the app remembers it); written with every decision.
+        Who is reviewing (the app remembers it); written with every decision. Empty: the
+        grid and the decisions in force are shown, recording is refused until a name is given.
     source : str
-        Which labels are reviewed (``score``, ``raterA``, ...).
+        Which labels are reviewed first (``score``, ``raterA``, ``consensus``, ...); when
+        the study has none of them, its first source. :meth:`set_source` changes it.
     """
 
     decision_recorded = Signal(object)  # the Decision appended to the log
@@ -139,17 +160,16 @@ class QCWidget(QWidget):
     def __init__(self, study_root, reviewer: str, source: str = "score", average: str = "6-8",
                  tile_size: int = 150, parent=None):
         super().__init__(parent)
-        if not str(reviewer).strip():
-            raise ValueError("a reviewer name is needed")
         self.study = Study.open(study_root)
         self.log = QCLog(self.study.root)
-        self.reviewer = str(reviewer).strip()
-        self.source = source
+        self.reviewer = str(reviewer or "").strip()
+        self.sources = study_sources(self.study)
+        self.source = source if source in self.sources or not self.sources else self.sources[0]
         self.tile_size = int(tile_size)
         self._scan_index = -1
         self._scan = None
         self._labels = None
-        self._hints: dict[str, dict] = {}
+        self._hints: dict[tuple[str, str], dict] = {}
         self._n_slices: dict[str, int] = {}
         self._status: dict[int, tuple[str, str]] = {}
         self._build(average)
@@ -167,25 +187,34 @@ class QCWidget(QWidget):
         self.average_box.addItems(AVERAGES)
         self.average_box.setCurrentText(average if average in AVERAGES else "6-8")
         self.average_box.currentTextChanged.connect(lambda _: self._reload_tiles())
+        self.source_box = QComboBox()
+        self.source_box.setObjectName("qc-source")
+        self.source_box.addItems(self.sources or [self.source])
+        self.source_box.setCurrentText(self.source)
+        self.source_box.setToolTip("Labels under review: the ensemble's result (score), a rater, the consensus")
+        self.source_box.currentTextChanged.connect(self.set_source)
         self.filter_box = QComboBox()
         self.filter_box.addItems(FILTERS)
         self.filter_box.currentTextChanged.connect(self.set_filter)
         previous, following = QPushButton("◀ scan (B)"), QPushButton("scan (N) ▶")
         previous.clicked.connect(lambda: self.step_scan(-1))
         following.clicked.connect(lambda: self.step_scan(1))
-        for widget in (self.scan_box, self.average_box, self.filter_box, previous, following):
+        for widget in (self.scan_box, self.source_box, self.average_box, self.filter_box, previous, following):
             widget.setFocusPolicy(Qt.ClickFocus)
-        top = QHBoxLayout()
-        for label, widget in (("Scan", self.scan_box), ("Image", self.average_box), ("Show", self.filter_box)):
-            top.addWidget(QLabel(label))
-            top.addWidget(widget)
+        top = QHBoxLayout()      # two rows: the dock stays narrow enough for the viewer beside it
+        top.addWidget(QLabel("Scan"))
+        top.addWidget(self.scan_box, 1)
         top.addWidget(previous)
         top.addWidget(following)
-        top.addStretch(1)
+        choices = QHBoxLayout()
+        for label, widget in (("Labels", self.source_box), ("Image", self.average_box), ("Show", self.filter_box)):
+            choices.addWidget(QLabel(label))
+            choices.addWidget(widget)
+        choices.addStretch(1)
         self.scan_progress = QLabel()
         self.study_progress = QLabel()
-        top.addWidget(self.scan_progress)
-        top.addWidget(self.study_progress)
+        choices.addWidget(self.scan_progress)
+        choices.addWidget(self.study_progress)
 
         self.grid = QListWidget()
         self.grid.setObjectName("qc-grid")
@@ -212,6 +241,7 @@ class QCWidget(QWidget):
                            "<b>U</b> undo · <b>N</b>/<b>B</b> next/previous scan</small>")
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(choices)
         layout.addWidget(self.grid, 1)
         layout.addWidget(self.reason_panel)
         layout.addWidget(self.details)
@@ -225,7 +255,6 @@ class QCWidget(QWidget):
 
     def set_scan(self, index_or_stem) -> None:
         """Show one scan (by index or stem)."""
-        from score_gui.labels import read_labels
         from score_gui.scan import read_scan
 
         index = index_or_stem if isinstance(index_or_stem, int) else \
@@ -235,22 +264,46 @@ class QCWidget(QWidget):
         self._scan_index = index
         entry = self.entry
         self._scan = read_scan(entry.path)
-        dseg_path = entry.dseg_path(self.source)
-        self._labels = read_labels(dseg_path, self._scan) if dseg_path.exists() else None
         self._n_slices[entry.stem] = self._scan.n_slices
-        if entry.stem not in self._hints:
-            from score_gui.qc.suggest import scan_suggestions
-
-            self._hints[entry.stem] = scan_suggestions(entry, self.source, self.study)
         self.scan_box.blockSignals(True)
         self.scan_box.setCurrentIndex(index)
         self.scan_box.blockSignals(False)
-        self.message.setText("")
-        self._reload_tiles(keep_position=False)
-        if self._labels is None:
-            self.message.setText(f"No desc-{self.source} labels for this scan yet: segment it first "
-                                 f"(Segment mode); the tiles show the images only.")
+        self._load_labels(keep_position=False)
         self.scan_changed.emit(entry.stem)
+
+    def set_source(self, source: str) -> None:
+        """Review another label source (``score``, ``raterA``, ``consensus``, ...)."""
+        if source == self.source or not source:
+            return
+        self.source = source
+        if self.source_box.currentText() != source:
+            self.source_box.blockSignals(True)
+            if self.source_box.findText(source) < 0:
+                self.source_box.addItem(source)
+            self.source_box.setCurrentText(source)
+            self.source_box.blockSignals(False)
+        if self._scan is not None:
+            self._load_labels(keep_position=True)
+
+    def _load_labels(self, keep_position: bool) -> None:
+        from score_gui.labels import read_labels
+
+        entry = self.entry
+        dseg_path = entry.dseg_path(self.source)
+        self._labels = read_labels(dseg_path, self._scan) if dseg_path.exists() else None
+        key = (entry.stem, self.source)
+        if key not in self._hints:
+            from score_gui.qc.suggest import scan_suggestions
+
+            self._hints[key] = scan_suggestions(entry, self.source, self.study)
+        self.message.setText("")
+        self._reload_tiles(keep_position=keep_position)
+        if self._labels is None:
+            todo = ("segment it first (Segment mode)" if self.source == "score"
+                    else "pick other labels in the Labels box")
+            others = [who for who in entry.label_sources() if who != self.source]
+            self.message.setText(f"No desc-{self.source} labels for this scan yet: {todo}; the tiles show "
+                                 f"the images only." + (f" This scan has {', '.join(others)}." if others else ""))
 
     def step_scan(self, step: int) -> None:
         target = self._scan_index + step
@@ -315,16 +368,20 @@ class QCWidget(QWidget):
         text = f"{s}" + (f" · {level}" if level else "") + f" · {status}"
         if reason:
             text += f": {reason.replace('_', ' ')}"
+        if is_image_level(status, reason):
+            text += " (image)"
         item.setText(text)
         item.setForeground(QBrush(QColor(STATUS_COLORS[status] if status != "unreviewed" else "#dddddd")))
         tip = [f"slice {s}: {status}" + (f" ({reason})" if reason else "")]
+        if is_image_level(status, reason):
+            tip.append("an image-level fail: the slice fails for every label source of this scan")
         tip += [f"suggestion: {h}" for h in hints]
         item.setToolTip("\n".join(tip))
 
     # -- state ----------------------------------------------------------------------------
     def hints(self, slice_index: int) -> list:
         """The automatic suggestions for a slice of the current scan."""
-        return self._hints.get(self.entry.stem, {}).get(slice_index, []) if self.entry else []
+        return self._hints.get((self.entry.stem, self.source), {}).get(slice_index, []) if self.entry else []
 
     def status(self, slice_index: int) -> tuple[str, str]:
         return self._status.get(slice_index, ("unreviewed", ""))
@@ -354,7 +411,8 @@ class QCWidget(QWidget):
     def _update_progress(self) -> None:
         done, total, study_done, study_total = self.progress()
         self.scan_progress.setText(f"scan {self._scan_index + 1}/{len(self.study.scans)}: "
-                                   f"<b>{done}/{total}</b> reviewed")
+                                   f"<b>{done}/{total}</b>")
+        self.scan_progress.setToolTip("slices of this scan with a decision in force for these labels")
         self.study_progress.setText(f"study: <b>{study_done}/{study_total}</b>")
 
     def _show_current(self) -> None:
@@ -364,7 +422,10 @@ class QCWidget(QWidget):
             return
         self.slice_selected.emit(s)
         status, reason = self.status(s)
-        lines = [f"<b>{self.entry.stem}</b> slice {s}: {status}" + (f" ({reason})" if reason else "")]
+        lines = [f"<b>{self.entry.stem}</b> slice {s} ({self.source}): {status}" + (f" ({reason})" if reason else "")]
+        if is_image_level(status, reason):
+            lines.append("Image-level: fails this slice for every label source of the scan "
+                         "(P passes the image again).")
         lines += [f"<span style='color:#e08a00'>● {h.kind}</span>: {h.detail} → <i>{h.reason}</i>"
                   for h in self.hints(s)]
         self.details.setText("<br>".join(lines))
@@ -399,6 +460,13 @@ class QCWidget(QWidget):
         return Decision(entry.subject, entry.session or "", entry.stem, s, self.source, status,
                         reason, self.reviewer, comment)
 
+    def _can_record(self) -> bool:
+        if self.reviewer:
+            return True
+        self.message.setText("<span style='color:#d0312d'>Not recorded: identify as a reviewer first "
+                             "(File &gt; Change rater in the application).</span>")
+        return False
+
     def _record(self, decision: Decision, advance: bool) -> None:
         try:
             self.log.record(decision)
@@ -407,7 +475,9 @@ class QCWidget(QWidget):
             return
         self._refresh_slice(decision.slice)
         self.message.setText(f"Recorded: slice {decision.slice} {decision.status}"
-                             + (f" ({decision.reason})" if decision.reason else "") + ".")
+                             + (f" ({decision.reason})" if decision.reason else "")
+                             + (", for every label source" if is_image_level(decision.status, decision.reason)
+                                else f" for {decision.source}") + ".")
         self.decision_recorded.emit(decision)
         if advance:
             self._advance_from(decision.slice)
@@ -436,19 +506,19 @@ class QCWidget(QWidget):
 
     def pass_current(self) -> None:
         s = self.current_slice()
-        if s is not None:
+        if s is not None and self._can_record():
             self._record(self._decision(s, "pass"), advance=True)
 
     def ask_fail(self) -> None:
         s = self.current_slice()
-        if s is None:
+        if s is None or not self._can_record():
             return
         hints = self.hints(s)
         self.reason_panel.ask(f"slice {s}", hints[0].reason if hints else None)
 
     def fail_current(self, reason: str, comment: str = "") -> None:
         s = self.current_slice()
-        if s is not None:
+        if s is not None and self._can_record():
             self._record(self._decision(s, "fail", reason, comment), advance=True)
 
     def _fail_chosen(self, reason: str, comment: str) -> None:
@@ -457,6 +527,8 @@ class QCWidget(QWidget):
 
     def undo(self) -> None:
         """Undo this reviewer's latest decision (appends a restoring one) and show that slice."""
+        if not self._can_record():
+            return
         try:
             restored = self.log.undo_last(self.reviewer)
         except ScoreInputError as exc:
