@@ -396,6 +396,24 @@ def _check_writable_labels(scan: Scan, labels: LabelMap) -> None:
                                                f"({sorted(np.unique(volume[(volume < 0) | (volume > top)]).tolist())[:5]})")
 
 
+def write_label_volume(scan: Scan, volume: np.ndarray, path: str | Path, keep_previous: bool = True) -> Path:
+    """Write one label volume (dseg or lesion map, display ``[S, H, W]``) at any path, atomically.
+
+    For outputs named by the user (``score refine -o``); :func:`write_labels` names its files
+    itself. The scan's affine and grid are kept; an existing file goes to ``.history`` first
+    (``keep_previous``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> scan = Scan.from_arrays(np.zeros((2, 1, 4, 5)), pixel_spacing=(0.7, 0.7))
+    >>> path = write_label_volume(scan, np.ones((2, 4, 5), np.uint8), Path(tempfile.mkdtemp()) / "a_dseg.nii.gz")
+    >>> nib.load(path).shape
+    (5, 4, 2)
+    """
+    return _write_volume(scan, np.asarray(volume), Path(path), keep_previous)
+
+
 def _write_volume(scan: Scan, volume: np.ndarray, path: Path, keep_previous: bool) -> Path:
     img = nifti_for(scan, scan.to_file_grid(np.asarray(volume, np.uint8)), np.uint8)
     img.header.set_zooms(tuple(img.header.get_zooms()[:3]))

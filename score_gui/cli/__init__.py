@@ -20,7 +20,7 @@ import warnings
 from score_gui import __version__
 from score_gui.errors import CancelledError, ScoreInputError
 
-SUBCOMMANDS = ("demo", "segment", "areas", "evaluate", "train", "qc", "batch", "stats", "dicom")
+SUBCOMMANDS = ("demo", "segment", "areas", "evaluate", "train", "qc", "batch", "stats", "dicom", "refine", "rank")
 
 
 class FriendlyParser(argparse.ArgumentParser):

@@ -33,6 +33,8 @@ NUMERIC_OPTIONS = [
     (["areas", "--study", "{missing}"], "--workers", 1),
     (["batch", "{missing}"], "--workers", 1),
     (["qc", "set", "{missing}", "--scan", "s", "--status", "pass", "--reviewer", "r"], "--slice", 1),
+    (["refine", "{missing}", "--dseg", "{missing}", "--structure", "gm", "--click", "1,1,+", "-o", "{out}"],
+     "--slice", 1),
     (["train", "{missing}", "--rater", "A", "-o", "{out}"], "--folds", 1),
     (["train", "{missing}", "--rater", "A", "-o", "{out}"], "--iterations", 1),
     (["train", "{missing}", "--rater", "A", "-o", "{out}"], "--seed", 1),
