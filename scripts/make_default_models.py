@@ -63,7 +63,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
                init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
                dice_weight: float = 0.0, lesion_enrich: float = 0.0, seed_offset: int = 0,
-               robust: bool = False) -> Path:
+               robust: str | None = None) -> Path:
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
@@ -77,15 +77,19 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     enrich = 0.0 if localiser else lesion_enrich
     synthetic = (SyntheticConfig.robust(rater=rater, lesion_enrich=enrich) if robust
                  else SyntheticConfig(rater=rater, lesion_enrich=enrich))
+    if robust == "mild":  # fine-tuning trained models: a share of the randomisation, not all of it
+        synthetic = dataclasses.replace(synthetic, random_contrast=0.2, wide_anatomy=0.4, t2star_fraction=0.05)
     if localiser:
         sampler = SyntheticLocaliserSampler(heads=heads, synthetic=synthetic)
         if robust:  # the whole neck in view: mild geometry, every intensity change
             sampler.augment = dataclasses.replace(AugmentConfig.robust(), rotation_deg=20.0, scaling=1.15,
                                                   anisotropy=1.1, elastic_px=0.5)
     else:
+        augment = AugmentConfig.robust() if robust else AugmentConfig()
+        if robust == "mild":
+            augment = dataclasses.replace(augment, channel_collapse=0.1, channel_drop=0.1, channel_shuffle=0.05)
         sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
-                                   max_offset_mm=5.0, augment=AugmentConfig.robust() if robust else AugmentConfig(),
-                                   synthetic=synthetic)
+                                   max_offset_mm=5.0, augment=augment, synthetic=synthetic)
     config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part] + seed_offset, checkpoint_every=25,
                          learning_rate=learning_rate)
     torch.manual_seed(config.seed)
@@ -161,8 +165,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="added to each part's seed (a continued run sees new slices)")
     parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--robust", action="store_true",
-                        help="train on SyntheticConfig.robust() slices with AugmentConfig.robust()")
+    parser.add_argument("--robust", nargs="?", const="full", choices=("full", "mild"), default=None,
+                        help="train on SyntheticConfig.robust() slices with AugmentConfig.robust(); 'mild': "
+                             "a fifth of the random contrasts, 40 %% wide anatomy, half the channel changes")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
