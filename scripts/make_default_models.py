@@ -125,8 +125,9 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
                        pixel_size_mm=LOCALISER_PIXEL_SIZE_MM if localiser else DEFAULT_PIXEL_SIZE_MM,
                        crop_size_px=0 if localiser else DEFAULT_CROP_SIZE_PX, extra=extra)
     meta["training"]["data"] = extra["data"]
-    # Trained with every input set to one contrast at times: a T2*w scan may be repeated on all 8.
-    meta["single_contrast_broadcast"] = bool(robust)
+    # Seen in training, yet measured not good enough on single-contrast scans (bench_generalisation
+    # --contrast t2star: cord 0.33, GM 0): such scans are refused and need score train --init default.
+    meta["single_contrast_broadcast"] = False
     path = (work if part.startswith("base") else out) / ("localiser.pt" if localiser else f"rater{part}.pt")
     save_model(path, result.model, meta)
     print(f"{part}: wrote {path} after {result.iterations} iterations, loss curve {result.loss_curve(10)}",

@@ -205,4 +205,5 @@ def check_fits_scan(meta: dict, scan, model_path=None) -> None:
         names = ", ".join(meta.get("channel_names", [])[:8])
         where = scan.path if scan.path is not None else model_path
         raise ScoreInputError(where, f"scan has {scan.n_images} image(s) but the model "
-                                     f"{meta.get('name', '')!s} expects {expected} ({names})")
+                                     f"{meta.get('name', '')!s} expects {expected} ({names}); "
+                                     "train models for this contrast with 'score train --init default'")
