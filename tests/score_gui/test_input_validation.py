@@ -368,6 +368,8 @@ def test_read_only_reviewer_can_export_report_and_compute(demo_study, shared_fol
     assert exported[["scan", "slice", "status", "reviewer"]].values.tolist() == [
         ["sub-hc01_ses-1_amira", "0", "fail", "ana"]]
     areas = pd.read_csv(out / "areas.csv")
-    assert (areas["qc_status"] == "fail").sum() == 0  # the decision is about source score
+    failed = areas[areas["qc_status"] == "fail"]
+    # "other" judges one source's labels (score), not the image: no other source fails with it
+    assert failed[["scan", "slice", "source"]].values.tolist() == [["sub-hc01_ses-1_amira", 0, "score"]]
     assert hashes(study) == before
     assert sorted(p.name for p in (study / "derivatives/score/qc").iterdir()) == ["qc_log.sqlite"]
