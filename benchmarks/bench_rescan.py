@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import inspect
 import time
 
 import numpy as np
@@ -35,20 +34,13 @@ from score_gui.phantom import random_subject, scan_of_subject
 from score_gui.phantom_variant import variant_scan_of_subject, variant_subject
 from score_gui.progress import drain
 
+from bench_generalisation import segment_kwargs  # noqa: E402  (same folder: run as a script)
+
 FIRST_SEED = 930000
 REPOSITION = (1.6 / np.sqrt(2), 1.6 / np.sqrt(2), 4.0)
 """Scan 3: 1.6 mm in-plane shift (diagonal) and 4 degrees rotation."""
 COMPARTMENTS = ("canal", "cord", "wm", "gm", "anterior_horns", "posterior_horns", "gray_commissure")
 PAPER_RSD = {"gm": 3.50, "wm": 1.47}
-
-
-def segment_kwargs(vote: str | None) -> dict:
-    """``vote=`` for :func:`segment_scan` when asked for and supported; else nothing."""
-    if vote is None:
-        return {}
-    if "vote" not in inspect.signature(segment_scan).parameters:
-        raise SystemExit("this version of segment_scan has no vote= argument; run without --vote")
-    return {"vote": vote}
 
 
 def three_scans(generator: str, k: int, n_slices: int, shape: int, pixel_size: float):

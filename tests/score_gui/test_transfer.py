@@ -11,16 +11,7 @@ import torch
 from score_gui.errors import ScoreInputError
 from score_gui.mdgru.model import MDGRUNet
 from score_gui.progress import drain
-from tests.score_gui.test_training import TINY, _write_study
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    monkeypatch.setenv("SCORE_THREADS", "1")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from tests.score_gui.test_training import TINY, _write_study, one_thread  # noqa: F401 (autouse fixture)
 
 
 def test_first_layer_mapping_gives_a_repeated_image_the_same_response():
