@@ -295,17 +295,45 @@ def set_loss(logits: torch.Tensor, targets: dict[str, torch.Tensor], heads=("tis
 
 
 def soft_dice(probs: torch.Tensor, allowed: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """Mean soft Dice over classes, on pixels whose target is exactly one class.
+    """Mean soft Dice over classes and over the label sets that partial labels allow.
 
-    Classes absent from both target and prediction count as Dice 1 through ``eps``.
+    Pixels whose target is one class score that class (classes absent from both target
+    and prediction count as Dice 1 through ``eps``). Pixels whose target is a set of
+    classes (partial labels, e.g. "GM, horns unknown" = {3, 4, 5, 6}) score the summed
+    probability of the set against the pixels with that set; a class that is only ever
+    part of such a set gets no Dice of its own, or the Dice would push it to zero (GM
+    never predicted when only cord and GM were labelled). Pixels where every class is
+    allowed carry no information and are left out.
+
+    >>> import torch
+    >>> allowed = torch.zeros(1, 3, 1, 2, dtype=torch.bool)
+    >>> allowed[0, :, 0, 0] = torch.tensor([True, False, False])   # class 0
+    >>> allowed[0, :, 0, 1] = torch.tensor([False, True, True])    # class 1 or 2
+    >>> probs = torch.zeros(1, 3, 1, 2); probs[0, 0, 0, 0] = 1; probs[0, 2, 0, 1] = 1
+    >>> round(float(soft_dice(probs, allowed)), 3)                 # both right: class 0 and set {1, 2}
+    1.0
     """
-    single = allowed.sum(dim=1, keepdim=True) == 1
+    counts = allowed.sum(dim=1)
+    single = (counts == 1).unsqueeze(1)
+    sets = (counts > 1) & (counts < allowed.shape[1])
+    in_sets = (allowed & sets.unsqueeze(1)).flatten(2).any(dim=2).any(dim=0)
     target = (allowed & single).float()
-    probs = probs * single
+    single_probs = probs * single
     dims = (0, 2, 3)
-    intersection = (probs * target).sum(dims)
-    denominator = probs.sum(dims) + target.sum(dims)
-    return ((2 * intersection + eps) / (denominator + eps)).mean()
+    intersection = (single_probs * target).sum(dims)
+    denominator = single_probs.sum(dims) + target.sum(dims)
+    per_class = (2 * intersection + eps) / (denominator + eps)
+    scores = [per_class[~in_sets | (target.sum(dims) > 0)]]
+    if sets.any():
+        weights = (2 ** torch.arange(allowed.shape[1], device=allowed.device)).view(1, -1, 1, 1)
+        codes = torch.where(sets, (allowed.long() * weights).sum(dim=1), torch.zeros_like(counts))
+        for code in torch.unique(codes[sets]):
+            members = (code.item() >> torch.arange(allowed.shape[1], device=allowed.device)) & 1
+            where = (codes == code).float()
+            p_set = (probs * members.view(1, -1, 1, 1).to(probs.dtype)).sum(dim=1)
+            inter = (p_set * where).sum()
+            scores.append(((2 * inter + eps) / (p_set.sum() + where.sum() + eps)).view(1))
+    return torch.cat(scores).mean()
 
 
 # ---------------------------------------------------------------------------------------

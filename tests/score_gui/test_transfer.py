@@ -135,3 +135,17 @@ def test_score_train_with_an_init_that_is_not_a_model_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "notmodels" in err[0] and "not a model folder" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_soft_dice_rewards_gm_when_only_cord_and_gm_are_labelled():
+    """Partial labels on the full 7-class head: GM pixels allow {3, 4, 5, 6}. A network that
+    puts them in GM must score better than one that calls them WM (the Dice once pushed
+    every GM class to zero here, and transferred models never predicted GM)."""
+    from score_gui.mdgru.heads import soft_dice, targets_from_labels
+
+    dseg = np.array([[0, 2, 2, 3, 3, 0]], np.uint8)
+    allowed = torch.from_numpy(targets_from_labels(dseg, None, {"cord", "gm"}, ("tissue",))["tissue"])[None]
+    right, wrong = torch.zeros(1, 7, 1, 6), torch.zeros(1, 7, 1, 6)
+    right[0, 0, 0, [0, 5]] = 1; right[0, 2, 0, [1, 2]] = 1; right[0, 4, 0, [3, 4]] = 1
+    wrong[0, 0, 0, [0, 5]] = 1; wrong[0, 2, 0, 1:5] = 1
+    assert float(soft_dice(right, allowed)) > 0.99 and float(soft_dice(wrong, allowed)) < 0.8
