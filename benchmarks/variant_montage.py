@@ -17,67 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from scipy import ndimage
 
-from score_gui.labels import LABEL_COLORS, structure_mask
-from score_gui.phantom_variant import VariantSlice, render_slice, variant_subject
+from score_gui.phantom_variant import render_slice, variant_subject
 
-CROP = 26
-ZOOM = 4
-
-
-def _rgb(hex_color: str) -> tuple[int, int, int]:
-    return tuple(int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
-
-
-def _gray(image: np.ndarray) -> np.ndarray:
-    lo, hi = np.percentile(image, (0.5, 99.7))
-    return (np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
-
-
-def _crop(image: np.ndarray, center) -> np.ndarray:
-    r, c = (int(round(v)) for v in center)
-    padded = np.pad(image, CROP, mode="constant")
-    return padded[r: r + 2 * CROP, c: c + 2 * CROP]
-
-
-def _big(tile: np.ndarray) -> np.ndarray:
-    return np.repeat(np.kron(tile, np.ones((ZOOM, ZOOM), np.uint8))[..., None], 3, axis=2)
-
-
-def _contoured(gray: np.ndarray, s: VariantSlice, center) -> np.ndarray:
-    rgb = _big(gray)
-    for name, color in [("canal", LABEL_COLORS[1]), ("cord", LABEL_COLORS[1]),
-                        ("anterior_horns", LABEL_COLORS[4]), ("posterior_horns", LABEL_COLORS[5]),
-                        ("gray_commissure", LABEL_COLORS[6]), ("lesion", LABEL_COLORS[7])]:
-        mask = _crop(structure_mask(s.dseg, name, s.lesion).astype(np.uint8), center)
-        big = np.kron(mask, np.ones((ZOOM, ZOOM), np.uint8)).astype(bool)
-        rgb[big & ~ndimage.binary_erosion(big)] = _rgb(color)
-    return rgb
-
-
-def montage(slices: list[VariantSlice]) -> Image.Image:
-    """One row per slice, cropped around the canal and enlarged."""
-    rows = []
-    for s in slices:
-        center = s.info["canal_center_px"]
-        tiles = [_gray(_crop(img, center)) for img in s.images]
-        if len(s.images) == 8:
-            tiles += [_gray(_crop(avg, center)) for avg in
-                      (s.images[:5].mean(0), s.images[5:].mean(0), s.images.mean(0))]
-        big = [_big(t) for t in tiles] + [_contoured(tiles[8] if len(tiles) > 8 else tiles[0], s, center)]
-        sep = np.full((big[0].shape[0], 4, 3), 40, np.uint8)
-        row = np.concatenate([x for tile in big for x in (tile, sep)], axis=1)
-        rows.append(np.concatenate([row, np.full((4, row.shape[1], 3), 40, np.uint8)], axis=0))
-    return Image.fromarray(np.concatenate(rows, axis=0))
-
-
-def full_view(s: VariantSlice) -> Image.Image:
-    picks = [s.images[0]]
-    if len(s.images) == 8:
-        picks += [s.images[3], s.images[7], s.images[:5].mean(0), s.images[5:].mean(0)]
-    return Image.fromarray(np.concatenate([_gray(p) for p in picks], axis=1))
+# Same layout as the phantom's montage, so the two generators can be compared side by side.
+from phantom_montage import full_view, montage  # noqa: E402  (same folder: run as a script)
 
 
 def main() -> None:
