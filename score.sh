@@ -3,6 +3,8 @@
 #   ./score.sh demo   install everything, then open the application on the demo study
 #                     (headless machines: render it to out/demo.png and segment the demo scan)
 #   ./score.sh test   install everything, then run the whole test suite
+#   ./score.sh bundle install everything, build the PyInstaller bundle dist/score-studio/ and check it
+#                     (the bundled score-gui renders the demo study, the bundled score segments a scan)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -69,11 +71,44 @@ print(t[['scan', 'slice', 'level', 'canal', 'cord', 'wm', 'gm', 'anterior_horns'
     # pytest-xvfb starts a virtual display for the GUI tests.
     exec "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
     ;;
+  bundle)
+    setup
+    BUNDLE="$ROOT/dist/score-studio"
+    t0=$SECONDS
+    installer/build.sh
+    build_s=$((SECONDS - t0))
+    # Everything below runs the bundle, never the virtual environment, so a module or data
+    # file the spec forgot fails here and not on a user's machine.
+    CHECK="$ROOT/out/bundle-check"
+    rm -rf "$CHECK"
+    mkdir -p "$CHECK"
+    "$BUNDLE/score" --version
+    "$BUNDLE/score" demo "$CHECK/scan" --kind ms --seed 1
+    "$BUNDLE/score" segment "$CHECK"/scan/*_amira.nii.gz -o "$CHECK/segmented"
+    for f in "$CHECK"/segmented/sub-ms01_amira_desc-score_dseg.nii.gz "$CHECK"/segmented/sub-ms01_amira_areas.csv; do
+      [ -s "$f" ] || { echo "error: the bundled score segment did not write $f" >&2; exit 1; }
+    done
+    # Its own data folder: the bundled application builds (and then reuses) the demo study
+    # with the bundled default models, as on a fresh machine.
+    SCORE_HOME="$ROOT/out/bundle-home" xvfb-run -a -s "-screen 0 1920x1080x24" \
+      "$BUNDLE/score-gui" --demo --screenshot "$ROOT/out/bundle.png"
+    "$VENV/bin/python" - "$ROOT/out/bundle.png" <<'PY'
+import sys
+import numpy as np
+from PIL import Image
+pixels = np.asarray(Image.open(sys.argv[1]).convert("RGB")).reshape(-1, 3)
+colours = len(np.unique(pixels, axis=0))
+if colours < 50:
+    sys.exit(f"error: {sys.argv[1]} has {colours} colours: the bundled application drew nothing")
+print(f"screenshot: {sys.argv[1]} ({colours} colours)")
+PY
+    echo "bundle: $BUNDLE, $(du -sh "$BUNDLE" | cut -f1) ($(du -sb "$BUNDLE" | cut -f1) bytes), built in ${build_s} s"
+    ;;
   setup)
     setup
     ;;
   *)
-    echo "usage: $0 demo|test|setup" >&2
+    echo "usage: $0 demo|test|bundle|setup" >&2
     exit 2
     ;;
 esac

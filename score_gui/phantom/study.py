@@ -27,9 +27,13 @@ from score_gui.scan import Scan, write_scan
 from score_gui.study import ScanEntry, Study, scan_path
 
 DEMO_STUDY_NAME = "demo-study"
-DEMO_STUDY_VERSION = 2
+DEMO_STUDY_VERSION = 3
 """Bump when the demo study changes enough that a cached one should be regenerated
-(2: with the default ensemble's ``desc-score`` labels)."""
+(2: with the default ensemble's ``desc-score`` labels; 3: ``sub-ms01`` followed over 3 sessions)."""
+
+DEMO_SESSIONS = {"ms01": 3}
+"""Sessions per subject of the demo study beyond :func:`make_study`'s defaults: one MS patient
+followed up three times, so the longitudinal view has a series to show."""
 
 
 def _pixel_pair(pixel_size) -> tuple[float, float]:
@@ -125,12 +129,15 @@ def write_demo(outdir, kind: str = "ms", seed: int = 1, n_slices: int = 12,
 
 
 def make_study(root, n_hc: int = 3, n_ms: int = 3, seed: int = 0, n_slices: int = 12,
-               raters=("A", "B", "C"), shape=(192, 192), pixel_size=0.67, models=None) -> Study:
+               raters=("A", "B", "C"), shape=(192, 192), pixel_size=0.67, models=None,
+               sessions: dict[str, int] | None = None) -> Study:
     """Write a BIDS-like study (contract section 5) with true and simulated rater labels.
 
     Healthy controls ``sub-hc01..`` have two sessions (``ses-1``, ``ses-2``: same anatomy,
     new noise and a small repositioning, for scan-rescan analyses); MS patients
-    ``sub-ms01..`` have one. Every scan gets ``desc-truth`` labels and one
+    ``sub-ms01..`` have one. ``sessions`` gives other counts per subject (``{"ms01": 3}``:
+    ``ses-1..ses-3``, rescans of the same anatomy; the phantom has no atrophy, so a follow-up
+    shows only scan-rescan variation). Every scan gets ``desc-truth`` labels and one
     ``desc-rater<ID>`` label set per rater in ``derivatives/score``. A
     ``participants.tsv`` gives each subject's group. With ``models`` (``"default"``, a
     model folder or an :class:`~score_gui.inference.Ensemble`) every scan is also
@@ -145,8 +152,9 @@ def make_study(root, n_hc: int = 3, n_ms: int = 3, seed: int = 0, n_slices: int 
             subject_id = f"{kind}{number:02d}"
             rng = np.random.default_rng([int(seed), number, zlib.crc32(kind.encode())])
             subject = random_subject(rng, kind, n_slices=n_slices)
-            sessions = ("1", "2") if kind == "hc" else (None,)
-            for session in sessions:
+            count_sessions = (sessions or {}).get(subject_id, 2 if kind == "hc" else 1)
+            sessions_of = tuple(str(k) for k in range(1, count_sessions + 1)) if count_sessions > 1 else (None,)
+            for session in sessions_of:
                 reposition = (0.0, 0.0, 0.0) if session in (None, "1") else (
                     float(rng.normal(0, 1.0)), float(rng.normal(0, 1.0)), float(rng.normal(0, 2.0)))
                 scan, truth, info = scan_of_subject(
@@ -202,7 +210,7 @@ def ensure_demo_study(root=None) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{DEMO_STUDY_NAME}-", dir=parent))
     try:
-        make_study(building, models="default")
+        make_study(building, models="default", sessions=DEMO_SESSIONS)
         (building / ".phantom-version").write_text(f"{DEMO_STUDY_VERSION}\n")
         building.chmod(0o755)  # mkdtemp made it private
         if target.exists():  # an older phantom version: replace it
