@@ -63,7 +63,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
                init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
                dice_weight: float = 0.0, lesion_enrich: float = 0.0, seed_offset: int = 0,
-               robust: str | None = None) -> Path:
+               robust: str | None = None, batch_size: int = 1) -> Path:
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
@@ -91,7 +91,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
         sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
                                    max_offset_mm=5.0, augment=augment, synthetic=synthetic)
     config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part] + seed_offset, checkpoint_every=25,
-                         learning_rate=learning_rate)
+                         learning_rate=learning_rate, batch_size=batch_size)
     torch.manual_seed(config.seed)
     model = MDGRUNet(8, n_outputs(heads), **arch)
     state = work / f"{part}.state.pt"
@@ -163,6 +163,7 @@ def main(argv=None) -> int:
     parser.add_argument("--localiser-iterations", type=int, default=600)
     parser.add_argument("--crop", type=int, default=48, help="training crop side in 0.5 mm pixels")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1, help="crops per optimiser step")
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="added to each part's seed (a continued run sees new slices)")
     parser.add_argument("--log-every", type=int, default=50)
@@ -179,7 +180,8 @@ def main(argv=None) -> int:
             train_part(part, args.out, args.work, n, args.crop, args.log_every, init=args.init,
                        learning_rate=args.lr, export_only=args.export,
                        dice_weight=0.0 if part == "localiser" else args.dice,
-                       lesion_enrich=args.lesion_enrich, seed_offset=args.seed_offset, robust=args.robust)
+                       lesion_enrich=args.lesion_enrich, seed_offset=args.seed_offset, robust=args.robust,
+                       batch_size=args.batch_size)
     if args.assemble or not args.part:
         print(f"wrote {assemble(args.out)}")
     return 0
