@@ -11,7 +11,11 @@ neighbour slice, clearing, and programmatic replacements. It keeps nesting (gray
 only inside the cord, horns only inside gray matter, lesions only inside the cord, see
 :func:`score_gui.labels.constrain_paint`), keeps lesions apart from the tissue under them,
 keeps one undo history across structures, and records per slice where its labels came
-from (:data:`PROVENANCE`: drawn by a rater or proposed by the models).
+from (:data:`PROVENANCE`): drawn by a rater, or proposed by the models
+(:meth:`LabelEditor.propose`, "start from the model") and then accepted as it is
+(:meth:`LabelEditor.accept`) or edited. The provenance travels with the labels
+(:meth:`LabelEditor.get_labels`, the sidecar's ``SliceProvenance`` written by
+:func:`score_gui.labels.write_labels`); training skips slices still ``proposed``.
 
 A viewer (``score_napari``'s ``ScoreViewer``) shows these arrays and forwards the strokes
 its tools make; nothing here needs Qt or napari.
@@ -44,13 +48,27 @@ import numpy as np
 from scipy import ndimage
 
 from score_gui import labels as lab
-from score_gui.labels import LESION_VALUE, LabelMap
+from score_gui.labels import (DRAWN, LESION_VALUE, PROPOSED, PROPOSED_ACCEPTED, PROPOSED_EDITED,
+                              LabelMap)
 
-DRAWN = "drawn"
-PROPOSED = "proposed"
-PROVENANCE = ("", DRAWN, PROPOSED)
-"""Where a slice's labels came from: nothing yet, drawn (or corrected) by a rater, proposed by
-the models and not touched since. A placeholder until the label files record it."""
+PROVENANCE = ("", DRAWN, PROPOSED, PROPOSED_ACCEPTED, PROPOSED_EDITED)
+"""Where a slice's labels came from: nothing yet, drawn by a rater, proposed by the models and
+not reviewed, proposed and accepted as it was, proposed and then edited by the rater
+(:data:`score_gui.labels.SLICE_PROVENANCE`)."""
+
+_FROM_PROPOSAL = (PROPOSED, PROPOSED_ACCEPTED, PROPOSED_EDITED)
+
+
+def edited_provenance(before: str) -> str:
+    """A slice's provenance after a rater edits it: a proposal becomes ``proposed-edited``,
+    anything else ``drawn``.
+
+    Examples
+    --------
+    >>> edited_provenance("proposed"), edited_provenance("proposed-accepted"), edited_provenance("")
+    ('proposed-edited', 'proposed-edited', 'drawn')
+    """
+    return PROPOSED_EDITED if before in _FROM_PROPOSAL else DRAWN
 
 VALUE_TO_STRUCTURE = {lab.CSF: "canal", lab.WM: "cord", lab.GM: "gm", lab.ANTERIOR_HORNS: "horns",
                       lab.POSTERIOR_HORNS: "horns", lab.GRAY_COMMISSURE: "horns",
@@ -175,7 +193,9 @@ class LabelEditor:
         return replaced
 
     def set_labels(self, label_map: LabelMap, provenance: str = DRAWN) -> None:
-        """Replace the labels (in place) by ``label_map``; its labelled slices get ``provenance``.
+        """Replace the labels (in place) by ``label_map``; its labelled slices get the
+        provenance the map records (``label_map.provenance``, read from its sidecar), or
+        ``provenance`` when it records none.
 
         Clears the undo history: loading is not an edit.
         """
@@ -189,12 +209,16 @@ class LabelEditor:
         self.under[...] = under
         self.labelled = set(label_map.labelled)
         self.who = label_map.who
-        labelled = label_map.labelled_slices()
-        self.provenance = [provenance if on else "" for on in labelled]
+        if label_map.provenance is not None:
+            self.provenance = label_map.slice_provenance()
+        else:
+            labelled = label_map.labelled_slices()
+            self.provenance = [provenance if on else "" for on in labelled]
         self.clear_history()
 
     def get_labels(self) -> LabelMap:
-        """The labels as drawn: dseg and lesion map (split back from the overlay).
+        """The labels as drawn: dseg and lesion map (split back from the overlay), with the
+        provenance of every labelled slice (``""`` for unlabelled ones).
 
         The lesion map is given when lesions were labelled or some are drawn.
         """
@@ -202,8 +226,11 @@ class LabelEditor:
         labelled = set(self.labelled)
         if lesion.any():
             labelled.add("lesion")
-        return LabelMap(dseg=dseg, lesion=lesion if "lesion" in labelled else None,
-                        labelled=labelled, who=self.who)
+        label_map = LabelMap(dseg=dseg, lesion=lesion if "lesion" in labelled else None,
+                             labelled=labelled, who=self.who)
+        on = label_map.labelled_slices()
+        label_map.provenance = [(self.provenance[s] or DRAWN) if on[s] else "" for s in range(len(on))]
+        return label_map
 
     # ------------------------------------------------------------------------------------
     # Strokes
@@ -318,6 +345,66 @@ class LabelEditor:
             self.provenance[int(s)] = provenance
 
     # ------------------------------------------------------------------------------------
+    # Proposals ("start from the model")
+    # ------------------------------------------------------------------------------------
+    def propose(self, proposal: LabelMap, slices=None, replace_drawn: bool = False) -> tuple | None:
+        """Copy the models' labels into the working labels as a proposal, as one undo step.
+
+        Parameters
+        ----------
+        proposal : LabelMap
+            The ensemble's result on this scan (e.g. ``desc-score``).
+        slices : indices, optional
+            Slices to propose (default: every slice the proposal labels).
+        replace_drawn : bool
+            Also replace slices that already hold labels (default: only unlabelled slices
+            and slices that are still unreviewed proposals get the proposal; a rater's work
+            is never overwritten by accident).
+
+        The proposed slices become ``proposed`` until the rater edits them
+        (``proposed-edited``) or accepts them (:meth:`accept`, ``proposed-accepted``); undo
+        restores their labels and provenance. The proposal's structures join
+        :attr:`labelled`. Returns the box changed, or None when no slice was proposed.
+        """
+        if proposal.dseg.shape != self.overlay.shape:
+            raise ValueError(f"proposal of shape {proposal.dseg.shape} does not fit the labels "
+                             f"{self.overlay.shape}")
+        self.commit()
+        overlay, under = compose_overlay(proposal.dseg, proposal.lesion)
+        offered = proposal.labelled_slices()
+        wanted = np.flatnonzero(offered) if slices is None else [int(s) for s in slices if offered[int(s)]]
+        current = self.overlay.reshape(self.shape[0], -1).any(axis=1)
+        chosen = [s for s in wanted
+                  if replace_drawn or not current[s] or self.provenance[s] == PROPOSED]
+        if not chosen:
+            return None
+        edits = []
+        for s in chosen:
+            key = (slice(s, s + 1), slice(0, self.shape[1]), slice(0, self.shape[2]))
+            edit = Edit(key, self.overlay[key].copy(), overlay[key].copy(), self.under[key].copy(),
+                        under[key].copy(), (self.provenance[s],), (PROPOSED,))
+            self._write(edit, undoing=False)
+            edits.append(edit)
+        self._push(edits)
+        self.labelled |= set(proposal.labelled)
+        box = edits[0].key
+        for edit in edits[1:]:
+            box = union_box(box, edit.key)
+        return box
+
+    def accept(self, slices) -> list[int]:
+        """Accept proposed slices as they are (``proposed`` -> ``proposed-accepted``); returns
+        the slices accepted (others keep their provenance). Not an undo step."""
+        accepted = [int(s) for s in slices if self.provenance[int(s)] == PROPOSED]
+        for s in accepted:
+            self.provenance[s] = PROPOSED_ACCEPTED
+        return accepted
+
+    def unreviewed_slices(self) -> list[int]:
+        """Slices still holding an unreviewed proposal (training leaves them out)."""
+        return [s for s, value in enumerate(self.provenance) if value == PROPOSED]
+
+    # ------------------------------------------------------------------------------------
     # History
     # ------------------------------------------------------------------------------------
     @property
@@ -342,10 +429,11 @@ class LabelEditor:
         self._staged = []
 
     def _stage(self, edit: Edit) -> None:
-        """Write ``edit``'s new values and add it to the open stroke; its slices become drawn."""
+        """Write ``edit``'s new values and add it to the open stroke; its slices become drawn
+        (a proposal: ``proposed-edited``)."""
         slices = range(*edit.key[0].indices(self.shape[0])) if edit.key else range(0)
         edit.old_provenance = tuple(self.provenance[s] for s in slices)
-        edit.new_provenance = (DRAWN,) * len(slices)
+        edit.new_provenance = tuple(edited_provenance(p) for p in edit.old_provenance)
         self._write(edit, undoing=False)
         self._staged.append(edit)
 

@@ -78,6 +78,18 @@ LABELLED_STRUCTURE_KEYS = ("canal", "cord", "gm", "horns", "lesion")
 
 WHO_PATTERN = "[A-Za-z0-9]+"
 
+DRAWN = "drawn"
+PROPOSED = "proposed"
+PROPOSED_ACCEPTED = "proposed-accepted"
+PROPOSED_EDITED = "proposed-edited"
+SLICE_PROVENANCE = (DRAWN, PROPOSED, PROPOSED_ACCEPTED, PROPOSED_EDITED)
+"""Where a labelled slice's labels came from (the sidecar's ``SliceProvenance``): drawn by a
+rater; proposed by the models and not reviewed yet; proposed and accepted as it was;
+proposed and then edited by the rater. Unlabelled slices have ``""``. Only ``proposed``
+slices are unreviewed: training skips them (:mod:`score_gui.training.data`)."""
+
+REVIEWED_PROVENANCE = (DRAWN, PROPOSED_ACCEPTED, PROPOSED_EDITED)
+
 
 def structure_mask(dseg: np.ndarray, structure: str, lesion: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask of a structure (see :data:`STRUCTURES`)."""
@@ -229,6 +241,10 @@ class LabelMap:
     labelled : set of str
         Structures that were labelled (:data:`LABELLED_STRUCTURE_KEYS`); what is missing is
         unknown, not absent.
+    provenance : list of str or None
+        Per slice, one of :data:`SLICE_PROVENANCE` (``""`` for an unlabelled slice), as the
+        sidecar's ``SliceProvenance`` records it; None: not recorded, every labelled slice
+        counts as drawn.
     """
 
     dseg: np.ndarray
@@ -236,6 +252,30 @@ class LabelMap:
     labelled: set[str] = field(default_factory=lambda: set(LABELLED_STRUCTURE_KEYS))
     who: str = ""
     path: Path | None = None
+    provenance: list[str] | None = None
+
+    def slice_provenance(self) -> list[str]:
+        """Per slice: the recorded provenance, ``drawn`` for a labelled slice without one, else ``""``.
+
+        Examples
+        --------
+        >>> dseg = np.zeros((3, 2, 2), np.uint8); dseg[:2] = 2
+        >>> LabelMap(dseg).slice_provenance()
+        ['drawn', 'drawn', '']
+        >>> LabelMap(dseg, provenance=["proposed", "", ""]).slice_provenance()
+        ['proposed', 'drawn', '']
+        """
+        labelled = self.labelled_slices()
+        recorded = list(self.provenance or [])
+        out = []
+        for s, on in enumerate(labelled):
+            value = recorded[s] if s < len(recorded) else ""
+            out.append((value or DRAWN) if on else "")
+        return out
+
+    def reviewed_slices(self) -> np.ndarray:
+        """Boolean per slice: labelled and not an unreviewed proposal (what training may learn)."""
+        return np.array([p in REVIEWED_PROVENANCE for p in self.slice_provenance()], bool)
 
     def labelled_slices(self) -> np.ndarray:
         """Boolean per slice: anything labelled (an all-0 slice is unlabelled, not zero area)."""
@@ -333,19 +373,49 @@ def read_labels(dseg_file: str | Path, scan: Scan, lesion_file: str | Path | Non
     labelled = set(meta) if meta is not None else set(LABELLED_STRUCTURE_KEYS) - (
         set() if lesion is not None else {"lesion"})
     who = nifti_stem(dseg_file).split("_desc-")[-1].replace("_dseg", "") if "_desc-" in dseg_file.name else ""
-    return LabelMap(dseg=dseg, lesion=lesion, labelled=labelled, who=who, path=dseg_file)
+    provenance = read_sidecar_provenance(dseg_file, dseg.shape[0])
+    return LabelMap(dseg=dseg, lesion=lesion, labelled=labelled, who=who, path=dseg_file,
+                    provenance=provenance)
 
 
-def read_sidecar_labels(dseg_file: str | Path) -> list[str] | None:
-    """``LabelledStructures`` from a label map's sidecar, or None when there is none."""
+def _read_sidecar(dseg_file: str | Path) -> tuple[Path, dict | None]:
     side = sidecar_path(dseg_file)
     if not side.exists():
-        return None
+        return side, None
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ScoreInputError(side, f"invalid JSON ({exc})") from None
-    structures = meta.get("LabelledStructures") if isinstance(meta, dict) else None
+    return side, meta if isinstance(meta, dict) else None
+
+
+def read_sidecar_provenance(dseg_file: str | Path, n_slices: int) -> list[str] | None:
+    """``SliceProvenance`` from a label map's sidecar (one entry per slice), or None.
+
+    Raises
+    ------
+    ScoreInputError
+        When the list has another length than the scan's slices or unknown values.
+    """
+    side, meta = _read_sidecar(dseg_file)
+    if meta is None or meta.get("SliceProvenance") is None:
+        return None
+    values = meta["SliceProvenance"]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ScoreInputError(side, "SliceProvenance must be a list of strings, one per slice")
+    if len(values) != n_slices:
+        raise ScoreInputError(side, f"SliceProvenance lists {len(values)} slices, the label map has {n_slices}")
+    unknown = set(values) - set(SLICE_PROVENANCE) - {""}
+    if unknown:
+        raise ScoreInputError(side, f"unknown SliceProvenance {sorted(unknown)}; "
+                                    f"allowed: {', '.join(SLICE_PROVENANCE)} or empty")
+    return list(values)
+
+
+def read_sidecar_labels(dseg_file: str | Path) -> list[str] | None:
+    """``LabelledStructures`` from a label map's sidecar, or None when there is none."""
+    side, meta = _read_sidecar(dseg_file)
+    structures = meta.get("LabelledStructures") if meta is not None else None
     if structures is None:
         return None
     if not isinstance(structures, list) or not all(isinstance(k, str) for k in structures):
@@ -375,10 +445,16 @@ def write_labels(scan: Scan, labels: LabelMap, out_dir: str | Path, who: str,
     if not tsv.exists():
         write_text_atomic(tsv, dseg_tsv_text())
     side = sidecar_path(written["dseg"])
-    # A stale partial sidecar from an earlier save would make labelled structures "unknown".
-    if set(labels.labelled) != set(LABELLED_STRUCTURE_KEYS) or side.exists():
+    provenance = labels.slice_provenance() if labels.provenance is not None else None
+    proposals = provenance is not None and any(p not in (DRAWN, "") for p in provenance)
+    # A stale partial sidecar from an earlier save would make labelled structures "unknown",
+    # a stale SliceProvenance would mark drawn slices as proposals.
+    if set(labels.labelled) != set(LABELLED_STRUCTURE_KEYS) or side.exists() or proposals:
         ordered = [k for k in LABELLED_STRUCTURE_KEYS if k in labels.labelled]
-        write_text_atomic(side, json.dumps({"LabelledStructures": ordered}, indent=2))
+        meta = {"LabelledStructures": ordered}
+        if proposals:
+            meta["SliceProvenance"] = provenance
+        write_text_atomic(side, json.dumps(meta, indent=2))
     return written
 
 

@@ -2,7 +2,9 @@
 
 A study's rater labels are ``derivatives/score/.../<stem>_desc-rater<ID>_dseg.nii.gz`` (+
 ``_lesion``), possibly partial (the sidecar's ``LabelledStructures``). :func:`load_rater_slices`
-reads every labelled slice of every scan the rater labelled; :class:`SliceSampler` draws
+reads every labelled slice of every scan the rater labelled, leaving out slices that are
+still unreviewed proposals of the models (the sidecar's ``SliceProvenance`` says
+``proposed``: nobody trains on them by accident); :class:`SliceSampler` draws
 random training crops from them: centred on the labelled canal (or cord) with a random
 offset, resampled to the model's pixel size, augmented (:mod:`score_gui.training.augment`),
 z-score normalised exactly as at inference (:func:`score_gui.mdgru.preprocess.normalise`),
@@ -62,14 +64,30 @@ class LabelledSlice:
         return (float(centre[0]), float(centre[1]))
 
 
-def rater_who(rater: str) -> str:
-    """``"A"`` or ``"raterA"`` -> ``"raterA"`` (the label source name).
+CONSENSUS = "consensus"
+"""The raters' majority vote (``desc-consensus``) as a label source to learn."""
 
-    >>> rater_who("A"), rater_who("raterB")
-    ('raterA', 'raterB')
+
+def rater_who(rater: str) -> str:
+    """``"A"`` or ``"raterA"`` -> ``"raterA"`` (the label source name); ``"consensus"`` stays.
+
+    >>> rater_who("A"), rater_who("raterB"), rater_who("consensus")
+    ('raterA', 'raterB', 'consensus')
     """
     rater = str(rater)
+    if rater == CONSENSUS:
+        return CONSENSUS
     return rater if rater.startswith("rater") and len(rater) > 5 else f"rater{rater}"
+
+
+def source_id(rater: str) -> str:
+    """The short name of a label source in model names: ``"A"`` for rater A, ``"consensus"``.
+
+    >>> source_id("raterA"), source_id("B"), source_id("consensus")
+    ('A', 'B', 'consensus')
+    """
+    who = rater_who(rater)
+    return who if who == CONSENSUS else who[len("rater"):]
 
 
 def rater_scans(study: Study, rater: str) -> list[ScanEntry]:
@@ -84,11 +102,13 @@ def rater_scans(study: Study, rater: str) -> list[ScanEntry]:
 
 
 def load_scan_slices(entry: ScanEntry, rater: str) -> list[LabelledSlice]:
-    """Every labelled slice of one scan (a slice that is all 0 is unlabelled and skipped)."""
+    """Every reviewed labelled slice of one scan: a slice that is all 0 is unlabelled and
+    skipped, and so is one whose provenance is still ``proposed`` (the models' proposal,
+    not reviewed by the rater; see :attr:`score_gui.labels.LabelMap.reviewed_slices`)."""
     scan = read_scan(entry.path)
     labels = read_labels(entry.dseg_path(rater_who(rater)), scan)
     labelled = frozenset(labels.labelled)
-    keep = labels.labelled_slices()
+    keep = labels.reviewed_slices()
     out = []
     for s in np.flatnonzero(keep):
         out.append(LabelledSlice(

@@ -5,7 +5,8 @@ a callable, yielding :class:`~score_gui.progress.Progress` (loss, ETA) per itera
 ``checkpoint_every`` iterations it writes the model, optimiser, iteration, loss history and
 both random states (numpy sampler, torch DropConnect) atomically, so a killed run started
 again with ``resume=True`` continues where it stopped and draws the same samples it would
-have drawn.
+have drawn. A run stopped between steps (the generator closed, e.g. the GUI's Cancel)
+saves its state at once and resumes from the last finished step.
 """
 
 from __future__ import annotations
@@ -253,6 +254,12 @@ def train_model(model: torch.nn.Module,
             if state_path is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0:
                 save_train_state(state_path, model, optimizer, iteration, rng, losses, {"best": tracker.state()})
             yield _progress(iteration, config.iterations, resumed_from, started, label, extra)
+    except GeneratorExit:
+        # Cancelled between two steps (the GUI's Cancel): keep every finished step, so a
+        # resumed run continues from here, not from the last periodic checkpoint.
+        if state_path is not None and iteration > resumed_from:
+            save_train_state(state_path, model, optimizer, iteration, rng, losses, {"best": tracker.state()})
+        raise
     finally:
         close = getattr(batches, "close", None)
         if close is not None:
@@ -405,9 +412,9 @@ def fold_who(rater: str, fold: int) -> str:
     >>> fold_who("A", 0), fold_who("raterB", 2)
     ('modelAfold1', 'modelBfold3')
     """
-    from score_gui.training.data import rater_who
+    from score_gui.training.data import source_id
 
-    return f"model{rater_who(rater)[len('rater'):]}fold{fold + 1}"
+    return f"model{source_id(rater)}fold{fold + 1}"
 
 
 def member_meta(name: str, heads, slices, config: TrainConfig, result: TrainResult, *,
@@ -655,7 +662,7 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
     from score_gui.scan import read_scan
     from score_gui.study import Study
     from score_gui.training.data import (heads_for, load_scan_slices, localiser_head_for, rater_scans,
-                                         rater_who)
+                                         rater_who, source_id)
     from score_gui.training.folds import grouped_folds
 
     from score_gui.training.transfer import initial_networks, resolve_init
@@ -664,7 +671,7 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
     study = study if isinstance(study, Study) else Study.open(study)
     init_folder = resolve_init(init)
     resolve_device(device)
-    rater_id = rater_who(rater)[len("rater"):]
+    rater_id = source_id(rater)
 
     entries = rater_scans(study, rater)
     slices_of = {entry.stem: load_scan_slices(entry, rater) for entry in entries}
@@ -763,7 +770,8 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
             table = compare_labels(predicted.dseg, truth.dseg, scan.pixel_spacing,
                                    pred_lesion=predicted.lesion,
                                    truth_lesion=truth.lesion if "lesion" in compared else None,
-                                   levels=scan.levels, labelled=compared)
+                                   levels=scan.levels, labelled=compared,
+                                   slices=np.flatnonzero(truth.reviewed_slices()))
             table.insert(0, "fold", fold.index + 1)
             table.insert(0, "scan", entry.stem)
             table.insert(0, "session", entry.session or "")
