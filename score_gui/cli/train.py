@@ -1,10 +1,18 @@
-"""``score train STUDY --rater ID -o MODELDIR [--folds 3] [--iterations N] [--device cpu|cuda]
-[--seed N] [--resume]``: grouped cross-validation of MDGRU models on one rater's labels.
+"""``score train STUDY --rater ID (-o MODELDIR | --name NAME) [--folds 3] [--iterations N]
+[--device cpu|cuda] [--seed N] [--resume]``: grouped cross-validation of MDGRU models on one
+rater's labels.
 
 MODELDIR receives one model per fold (together an ensemble usable with
 ``score segment --models MODELDIR``), the out-of-fold predictions of every scan
 (``predictions/.../<stem>_desc-model<RATER>fold<k>_dseg.nii.gz``) and ``metrics.csv``
 (Dice and HD95 per scan, slice and compartment against the rater's labels).
+
+With --name the models become the study's model set NAME in
+STUDY/derivatives/score/models/NAME (score_gui.model_sets): the same files plus
+model_set.json with the mean out-of-fold scores next to those of the model it would replace
+(the study's set given as --init, else the default models, scored on the study's labels).
+--rater then also takes several raters (A,B) or consensus. Slices whose labels are still
+an unreviewed proposal of the models (SliceProvenance "proposed") are never learnt.
 """
 
 from __future__ import annotations
@@ -20,8 +28,11 @@ def add_parser(subparsers) -> None:
         "train", help="train MDGRU models on a rater's labels with grouped k-fold cross-validation",
         description=__doc__.split("\n\n", 1)[1] if "\n\n" in __doc__ else None)
     parser.add_argument("study", help="study folder (BIDS-like, contract section 5)")
-    parser.add_argument("--rater", required=True, help="rater ID whose desc-rater<ID> labels are learnt")
-    parser.add_argument("-o", "--output", required=True, help="model folder to write")
+    parser.add_argument("--rater", required=True,
+                        help="rater ID whose desc-rater<ID> labels are learnt (with --name also A,B or consensus)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", help="model folder to write")
+    where.add_argument("--name", help="write the study's model set NAME (derivatives/score/models/NAME)")
     parser.add_argument("--folds", type=int_range(2, 20), default=3,
                         help="folds, grouped by subject, 2-20 (default 3)")
     parser.add_argument("--iterations", type=positive_int, default=None,
@@ -34,7 +45,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--threads", type=int_range(1, 256), default=None, help="CPU threads for torch")
     parser.add_argument("--init", default="default",
                         help="starting weights: default (the shipped models, default), a model folder or set "
-                             "name, or none (random weights); other image counts are mapped")
+                             "name (with --name also one of the study's sets), or none (random weights); "
+                             "other image counts are mapped")
     parser.add_argument("--batch-size", type=int_range(1, 64), default=None,
                         help="crops per optimiser step, 1-64 (default: 4 from a model set, 1 from scratch)")
     parser.add_argument("--workers", type=int_range(0, 16), default=None,
@@ -55,6 +67,12 @@ def run(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.name is not None:
+        return _run_model_set(args)
+    if "," in args.rater:
+        from score_gui.errors import ScoreInputError
+
+        raise ScoreInputError(None, f"--rater {args.rater}: several raters need --name (a study model set)")
     init = resolve_init(args.init)  # a wrong --init fails before anything is written
     study = Study.open(args.study)
     # Trained into a staging folder and swapped in at the end: MODELDIR is always a whole
@@ -75,4 +93,31 @@ def run(args) -> int:
         print(f"previous models: {previous}", file=sys.stderr)
     for line in result.summary_lines():
         print(line)
+    return 0
+
+
+def _run_model_set(args) -> int:
+    from score_gui import model_sets
+    from score_gui.progress import run_with_progress
+    from score_gui.study import Study
+    from score_gui.training.loop import DEFAULT_LOADER_WORKERS, default_batch_size
+    from score_gui.training.transfer import resolve_init
+
+    model_sets.check_set_name(args.name)
+    study = Study.open(args.study)
+    start = model_sets.resolve_start(study, args.init)
+    init = resolve_init(start)  # a wrong --init fails before anything is written
+    sources = [s.strip() for s in args.rater.split(",") if s.strip()]
+    job = model_sets.train_model_set(
+        study, args.name, sources, folds=args.folds, iterations=args.iterations, init=args.init,
+        resume=args.resume, device=args.device, seed=args.seed, optimizer=args.optimizer,
+        batch_size=args.batch_size or default_batch_size(init is not None),
+        loader_workers=DEFAULT_LOADER_WORKERS if args.workers is None else args.workers,
+        early_stopping=not args.no_early_stopping)
+    made = run_with_progress(job)
+    print(f"model set: {made.path}", file=sys.stderr)
+    baseline = made.baseline.get("name", "")
+    print(f"compartment       dice   {baseline or 'baseline':>8}   change  (out-of-fold)")
+    for row in made.comparison():
+        print(f"{row['compartment']:<16} {row['dice']:6.3f} {row['baseline_dice']:8.3f} {row['difference']:+8.3f}")
     return 0

@@ -5,8 +5,7 @@ a callable, yielding :class:`~score_gui.progress.Progress` (loss, ETA) per itera
 ``checkpoint_every`` iterations it writes the model, optimiser, iteration, loss history and
 both random states (numpy sampler, torch DropConnect) atomically, so a killed run started
 again with ``resume=True`` continues where it stopped and draws the same samples it would
-have drawn. A run stopped between steps (the generator closed, e.g. the GUI's Cancel)
-saves its state at once and resumes from the last finished step.
+have drawn.
 """
 
 from __future__ import annotations
@@ -254,12 +253,6 @@ def train_model(model: torch.nn.Module,
             if state_path is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0:
                 save_train_state(state_path, model, optimizer, iteration, rng, losses, {"best": tracker.state()})
             yield _progress(iteration, config.iterations, resumed_from, started, label, extra)
-    except GeneratorExit:
-        # Cancelled between two steps (the GUI's Cancel): keep every finished step, so a
-        # resumed run continues from here, not from the last periodic checkpoint.
-        if state_path is not None and iteration > resumed_from:
-            save_train_state(state_path, model, optimizer, iteration, rng, losses, {"best": tracker.state()})
-        raise
     finally:
         close = getattr(batches, "close", None)
         if close is not None:
