@@ -1,0 +1,136 @@
+"""How the panes look: label colormaps, contour colours, pane titles and contrast limits.
+
+Examples
+--------
+>>> hex_to_rgba("#00ff00").tolist()
+[0.0, 1.0, 0.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from score_gui import labels as lab
+from score_gui.labels import LESION_VALUE
+
+PANE_TITLES = {"1-5": "avg TI1-5 (GM/WM)", "6-8": "avg TI6-8 (cord/CSF)", "all": "avg all"}
+"""Titles of the averages' panes (the inversion images are titled by their inversion times)."""
+
+REFERENCE_COLORS = ("#00e5ff", "#ff4fd8", "#b6ff3b", "#ffffff", "#ff9f1a")
+"""One contour colour per reference rater, chosen to stand apart from the label colours."""
+
+FILLED_OPACITY = 0.45
+"""Opacity of filled labels: the image under them must stay readable."""
+
+
+def labels_colormap(opaque_background: bool = False):
+    """napari colormap with the contract colours (:data:`score_gui.labels.LABEL_COLORS`).
+
+    Parameters
+    ----------
+    opaque_background : bool
+        Draw value 0 in its contract colour instead of transparent.
+
+    Returns
+    -------
+    napari.utils.colormaps.DirectLabelColormap
+    """
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors = {value: hex_to_rgba(color) for value, color in lab.LABEL_COLORS.items()}
+    if not opaque_background:
+        colors[0] = np.zeros(4)
+    colors[None] = np.zeros(4)
+    return DirectLabelColormap(color_dict=colors)
+
+
+def single_color_colormap(color: str):
+    """Every non-zero value in one colour (reference raters' contours).
+
+    Parameters
+    ----------
+    color : str
+        ``'#rrggbb'``.
+
+    Returns
+    -------
+    napari.utils.colormaps.DirectLabelColormap
+    """
+    from napari.utils.colormaps import DirectLabelColormap
+
+    rgba = hex_to_rgba(color)
+    colors = {value: rgba for value in range(1, LESION_VALUE + 1)}
+    colors[0] = np.zeros(4)
+    colors[None] = np.zeros(4)
+    return DirectLabelColormap(color_dict=colors)
+
+
+def hex_to_rgba(color: str) -> np.ndarray:
+    """``'#rrggbb'`` -> RGBA floats.
+
+    Examples
+    --------
+    >>> hex_to_rgba("#ff0000").tolist()
+    [1.0, 0.0, 0.0, 1.0]
+    """
+    color = color.lstrip("#")
+    return np.array([int(color[i:i + 2], 16) / 255 for i in (0, 2, 4)] + [1.0])
+
+
+def display_range(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+    """Contrast limits from percentiles (robust to a few bright vessels or fat voxels).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Any shape; large images are subsampled in-plane (the percentiles barely move).
+    low, high : float
+        Percentiles of the lower and upper limit.
+
+    Examples
+    --------
+    >>> display_range(np.arange(1001, dtype=np.float32))
+    (5.0, 995.0)
+    """
+    sample = np.asarray(image)
+    if sample.ndim >= 2 and sample.size > 200_000:
+        sample = sample[..., ::2, ::2]
+    lo, hi = (float(v) for v in np.percentile(sample, [low, high]))
+    if not hi > lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+class LabelsStyle:
+    """How every pane's labels are drawn: filled or as contours, shown or not.
+
+    Parameters
+    ----------
+    pool : PanePool
+        The panes whose labels layers follow the style.
+    """
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.contours = False
+        self.visible = True
+
+    def set(self, contours: bool | None = None, visible: bool | None = None) -> None:
+        """Change either and restyle every labels layer."""
+        if contours is not None:
+            self.contours = bool(contours)
+        if visible is not None:
+            self.visible = bool(visible)
+        self.apply()
+
+    def apply(self) -> None:
+        for pane in self.pool.panes:
+            pane.labels.contour = 1 if self.contours else 0
+            pane.labels.opacity = self.opacity()
+
+    def opacity(self) -> float:
+        """Opacity of the labels layers. Hiding uses opacity, not visibility: a hidden master
+        would stop being sliced and painted."""
+        if not self.visible:
+            return 0.0
+        return 1.0 if self.contours else FILLED_OPACITY
