@@ -367,3 +367,49 @@ class ExportDock(QWidget):
         entry = opened_entry(self.score_viewer)
         if entry is not None and self.export_widget.study is not None:
             self.export_widget.set_current_scan(entry.stem)
+
+
+class LongitudinalDock(QWidget):
+    """The longitudinal view in plain napari: the subject of the scan on screen over its
+    sessions (the same slice side by side, the area plot with the scan-rescan band); it
+    follows the scan and slice on screen."""
+
+    def __init__(self, napari_viewer: Viewer):
+        from score_napari._qt.longitudinal import LongitudinalWidget
+
+        super().__init__()
+        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
+        self.chooser = StudyChooser(self.score_viewer)
+        self.longitudinal = LongitudinalWidget()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.chooser)
+        layout.addWidget(self.longitudinal, 1)
+        self.chooser.study_chosen.connect(self._set_study)
+        self.score_viewer.scan_loaded.connect(self._follow_scan)
+        self.score_viewer.slice_changed.connect(self._follow_slice)
+        self.chooser._follow_scan()
+
+    def _set_study(self, root) -> None:
+        entry = opened_entry(self.score_viewer)
+        study = self.longitudinal.study
+        if study is None or study.root != root:
+            self.longitudinal.set_study(root, entry.subject if entry is not None else None)
+        self._follow_scan()
+
+    def _follow_scan(self) -> None:
+        entry = opened_entry(self.score_viewer)
+        widget = self.longitudinal
+        if entry is None or widget.study is None or entry.subject not in widget.study.subjects():
+            return
+        if widget.subject != entry.subject:
+            widget.set_subject(entry.subject)
+        self._follow_slice(self.score_viewer.current_slice)
+
+    def _follow_slice(self, index: int) -> None:
+        widget = self.longitudinal
+        if widget.table is None or widget.by != "slice" or index not in set(widget.table["slice"]):
+            return
+        entry = opened_entry(self.score_viewer)
+        if entry is not None and entry.subject == widget.subject:
+            widget.set_position(int(index))
+

@@ -46,11 +46,11 @@ def study(pristine, tmp_path):
     return Study.open(shutil.copytree(pristine, tmp_path / "study"))
 
 
-def write_edit(study, cut_session: int = 3, cut_slice: int = 2, cut_rows: int = 2):
+def write_edit(study, cut_session: int = 3, cut_slice: int = 2, cut_rows: int = 2, subject: str = SUBJECT):
     """Write ``desc-edit``: ses-1's true labels in every session, ses-``cut_session``'s cord cut
     by ``cut_rows`` rows of pixels (made CSF) on ``cut_slice``. Returns the cord pixel counts
     ``{session: counts per slice}`` and the pixel area."""
-    entries = subject_visits(study, SUBJECT)
+    entries = subject_visits(study, subject)
     first = read_scan(entries[0].path)
     truth = read_labels(entries[0].dseg_path("truth"), first)
     counts = {}
