@@ -1,6 +1,6 @@
 """npe2 widget contributions: the whole SCORE workflow inside plain napari.
 
-Annotation tools, the areas table, segmentation, QC and export, each a dock of napari's
+Annotation tools, the areas table, segmentation, QC, export and training, each a dock of napari's
 Plugins menu. One :class:`ScoreViewer` per napari viewer is shared by all of them. It takes over a
 scan opened with the SCORE reader (image layers carrying ``metadata["score_scan"]``),
 together with a SCORE labels layer if one is open.
@@ -413,3 +413,20 @@ class LongitudinalDock(QWidget):
         if entry is not None and entry.subject == widget.subject:
             widget.set_position(int(index))
 
+
+class TrainDock(QWidget):
+    """Train mode in plain napari: a model set of the study of the scan on screen (or a
+    chosen study folder), learnt from its raters' labels; the Segment dock then offers it."""
+
+    def __init__(self, napari_viewer: Viewer):
+        from score_napari._qt.train_widget import TrainPanel
+
+        super().__init__()
+        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
+        self.chooser = StudyChooser(self.score_viewer)
+        self.train_panel = TrainPanel()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.chooser)
+        layout.addWidget(self.train_panel, 1)
+        self.chooser.study_chosen.connect(self.train_panel.set_study)
+        self.chooser._follow_scan()

@@ -6,6 +6,11 @@ shows a progress bar, the ETA (:func:`score_gui.progress.format_eta`) and a Canc
 Each result is written to the study's derivatives as ``desc-score`` (previous version kept
 in ``.history``) and handed on through :attr:`SegmentationPanel.scan_done` (to the application's
 main window, or to the viewer by the plugin's dock in plain napari).
+
+The models to use: the default ensemble, the study's own model sets
+(``derivatives/score/models/<name>``, :mod:`score_gui.model_sets`, listed with their
+out-of-fold GM Dice and refreshed whenever the list opens or
+:meth:`SegmentationPanel.refresh_model_sets` is called), or any model folder.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
                             QPushButton, QVBoxLayout, QWidget)
 
@@ -87,6 +92,27 @@ def segment_entries(entries: Sequence[ScanEntry], ensemble_choice: str,
                                                                          done.result, done.written)))
 
 
+STUDY_SET_ROLE = Qt.UserRole + 1
+"""Item data marking the model combo's entries that are the study's model sets."""
+
+
+class _ModelCombo(QComboBox):
+    """A combo box that refreshes its entries just before its list opens."""
+
+    def __init__(self, before_popup: Callable[[], None], parent: QWidget | None = None):
+        super().__init__(parent)
+        self._before_popup = before_popup
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt)
+        self._before_popup()
+        super().showPopup()
+
+
+def study_root_of_entry(entry: ScanEntry | None) -> Path | None:
+    """The study folder of a scan entry (None without one)."""
+    return None if entry is None else Path(entry.study_root)
+
+
 class SegmentationPanel(QWidget):
     """Segment this scan or the whole study with the default or a chosen ensemble.
 
@@ -98,6 +124,9 @@ class SegmentationPanel(QWidget):
         Returns every ScanEntry of the open study (empty without one).
     current_scan : callable
         Returns the Scan on screen (saves re-reading it), or None.
+    study_root : callable, optional
+        Returns the open study's folder (None without one), whose model sets are offered;
+        default: the study of the scan on screen.
     """
 
     scan_done = Signal(object)        # ScanSegmentation
@@ -108,23 +137,27 @@ class SegmentationPanel(QWidget):
     def __init__(self, current_entry: Callable[[], ScanEntry | None],
                  study_entries: Callable[[], list[ScanEntry]],
                  current_scan: Callable[[], Scan | None] = lambda: None,
-                 ensemble_choice: str = "default", parent: QWidget | None = None):
+                 ensemble_choice: str = "default", parent: QWidget | None = None,
+                 study_root: Callable[[], Path | None] | None = None):
         super().__init__(parent)
         self._current_entry = current_entry
         self._study_entries = study_entries
         self._current_scan = current_scan
+        self._study_root = study_root or (lambda: study_root_of_entry(self._current_entry()))
         self.worker = None
         self.last_progress: Progress | None = None
         self.results: list[ScanSegmentation] = []
 
-        self.model_combo = QComboBox()
+        self.model_combo = _ModelCombo(self.refresh_model_sets)
         self.model_combo.addItem("Default models", "default")
         if ensemble_choice != "default":
             self.model_combo.addItem(Path(ensemble_choice).name, ensemble_choice)
             self.model_combo.setCurrentIndex(1)
         self.model_combo.addItem("Choose a model folder...", None)
         self.model_combo.activated.connect(self._on_model_chosen)
-        self.model_combo.setToolTip("Which trained ensemble segments the scans")
+        self.model_combo.setToolTip("Which trained ensemble segments the scans: the default models, one of "
+                                    "the study's model sets (out-of-fold GM Dice in brackets) or a folder")
+        self.refresh_model_sets()
         self.use_combo = QComboBox()
         self.use_combo.addItem("Reference contours (read-only)", "reference")
         self.use_combo.addItem("My labels, to correct", "labels")
@@ -176,6 +209,34 @@ class SegmentationPanel(QWidget):
     @property
     def result_use(self) -> str:
         return self.use_combo.currentData()
+
+    def refresh_model_sets(self) -> None:
+        """List the open study's model sets after the default models (the choice is kept
+        while it still exists; a set that was chosen and is gone falls back to the default)."""
+        from score_gui.model_sets import list_model_sets
+
+        try:
+            root = self._study_root()
+        except Exception:  # noqa: BLE001 - a panel without a study still segments with the default
+            root = None
+        current = self.model_combo.currentData()
+        self.model_combo.blockSignals(True)
+        for index in reversed(range(self.model_combo.count())):
+            if self.model_combo.itemData(index, STUDY_SET_ROLE):
+                self.model_combo.removeItem(index)
+        sets = list_model_sets(root) if root is not None and Path(root).is_dir() else []
+        for offset, model_set in enumerate(sets, 1):
+            self.model_combo.insertItem(offset, f"Study set {model_set.label()}", str(model_set.path))
+            self.model_combo.setItemData(offset, True, STUDY_SET_ROLE)
+            self.model_combo.setItemData(offset, str(model_set.path), Qt.ToolTipRole)
+        index = self.model_combo.findData(current) if current is not None else -1
+        self.model_combo.setCurrentIndex(max(index, 0))
+        self.model_combo.blockSignals(False)
+
+    def study_model_sets(self) -> list[str]:
+        """The folders of the study's model sets offered (in the combo's order)."""
+        return [self.model_combo.itemData(i) for i in range(self.model_combo.count())
+                if self.model_combo.itemData(i, STUDY_SET_ROLE)]
 
     def _on_model_chosen(self, index: int) -> None:
         if self.model_combo.itemData(index) is not None:
