@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -185,3 +186,64 @@ def rank_scans(table: pd.DataFrame) -> pd.DataFrame:
     scans = pd.DataFrame({"slices": grouped.size(), "score": grouped.mean().round(4)}).reset_index()
     return scans.sort_values(["score", "scan"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
+
+
+def ranking_path(study, rater: str) -> Path:
+    """Where the application keeps a rater's last ranking: ``derivatives/score/ranking/<who>.tsv``.
+
+    Ranking segments every scan (seconds each), so the result is kept and reopened with the
+    study instead of being recomputed every session.
+    """
+    from score_gui.training.data import rater_who
+
+    return Path(study.derivatives) / "ranking" / f"{rater_who(rater)}.tsv"
+
+
+def write_ranking(table: pd.DataFrame, path) -> Path:
+    """Write a ranking as TSV (atomically: a ranking is never half-written)."""
+    from score_gui.atomic import atomic_path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    return path
+
+
+def read_ranking(path) -> pd.DataFrame | None:
+    """A ranking written by :func:`write_ranking` (None when there is none or it is unreadable)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path, sep="\t", dtype={"scan": str, "reason": str}, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    return table if list(table.columns) == list(COLUMNS) else None
+
+
+def next_to_label(table: pd.DataFrame, is_labelled, skip=()) -> tuple[str, int] | None:
+    """The most useful slice still unlabelled: ``(scan, slice)`` or None when none is left.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A ranking (:func:`rank_slices`), most useful first.
+    is_labelled : callable ``(scan, slice) -> bool``
+        Whether the rater has labelled the slice since the ranking was made.
+    skip : collection of ``(scan, slice)``
+        Slices the rater has already been shown (so "next" moves on).
+
+    >>> rows = pd.DataFrame({"scan": ["a", "b", "a"], "slice": [3, 0, 1], "score": [0.9, 0.5, 0.2],
+    ...                      "reason": ["", "", ""]})
+    >>> next_to_label(rows, lambda scan, s: scan == "a" and s == 3)
+    ('b', 0)
+    >>> next_to_label(rows, lambda scan, s: False, skip={("a", 3), ("b", 0)})
+    ('a', 1)
+    """
+    skip = set(skip)
+    for scan, index in zip(table["scan"], table["slice"]):
+        key = (str(scan), int(index))
+        if key not in skip and not is_labelled(*key):
+            return key
+    return None

@@ -1,8 +1,9 @@
 """The study browser: subjects > sessions > scans, with who labelled what and QC progress.
 
 Columns: the scan, the raters with labels (``desc-rater<ID>``), whether the automatic
-segmentation exists (``desc-score``, plus ``consensus``), and QC progress (slices
-reviewed / slices, failed) from the study's QC log.
+segmentation exists (``desc-score``, plus ``consensus``), QC progress (slices
+reviewed / slices, failed) from the study's QC log, and, once the rater's unlabelled
+slices are ranked (:mod:`score_napari._qt.ranking`), which scans to label first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from qtpy.QtWidgets import (QHeaderView, QLabel, QLineEdit, QTreeWidget, QTreeWi
 from score_gui.study import ScanEntry, Study
 
 ENTRY_ROLE = Qt.UserRole + 1
-COLUMNS = ("Scan", "Raters", "Auto", "QC")
+COLUMNS = ("Scan", "Raters", "Auto", "QC", "Next")
 BROWSER_ICONS = {"subject": "fa5s.user", "session": "fa5s.calendar-alt", "scan": "fa5s.file-medical-alt"}
 
 
@@ -33,6 +34,11 @@ def short_scan_name(entry: ScanEntry) -> str:
     """
     parts = [p for p in entry.stem.split("_") if not p.startswith(("sub-", "ses-"))]
     return "_".join(parts) or entry.stem
+
+
+def _ordinal(place: int) -> str:
+    """``1 -> 'first'``, ``2 -> 'second'``, then ``'#4'``."""
+    return {1: "first", 2: "second", 3: "third"}.get(place, f"#{place}")
 
 
 def qc_table(study: Study):
@@ -79,6 +85,7 @@ class StudyBrowser(QWidget):
         super().__init__(parent)
         self.study: Study | None = None
         self._qc = None
+        self._scan_ranks: dict[str, tuple[int, int, float]] = {}
         self.title = QLabel("No study open: File > Open study, or drop a folder here.")
         self.title.setWordWrap(True)
         self.title.setObjectName("studyTitle")
@@ -96,7 +103,7 @@ class StudyBrowser(QWidget):
         header.setStretchLastSection(False)
         header.setMinimumSectionSize(30)
         header.setSectionResizeMode(0, QHeaderView.Stretch)
-        for column, width in zip(range(1, len(COLUMNS)), (50, 40, 72)):
+        for column, width in zip(range(1, len(COLUMNS)), (50, 40, 72, 40)):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
             header.resizeSection(column, width)
         self.tree.currentItemChanged.connect(self._on_current)
@@ -160,6 +167,21 @@ class StudyBrowser(QWidget):
         item.setToolTip(2, "seg: automatic segmentation (desc-score); cons: rater consensus")
         item.setText(3, qc_progress(self._qc, entry))
         item.setToolTip(3, "QC: slices reviewed (failed)")
+        rank = self._scan_ranks.get(entry.stem)
+        item.setText(4, f"#{rank[0]}" if rank else "")
+        item.setToolTip(4, f"Label this scan {_ordinal(rank[0])}: {rank[1]} unlabelled slices, mean "
+                           f"uncertainty {rank[2]:.2f}" if rank else "Not ranked (or nothing left to label)")
+
+    def set_ranking(self, table) -> None:
+        """Show which scans to label first from a slice ranking (:func:`score_gui.rank.rank_slices`;
+        None clears the column)."""
+        from score_gui.rank import rank_scans
+
+        self._scan_ranks = {} if table is None or table.empty else {
+            str(row.scan): (place, int(row.slices), float(row.score))
+            for place, row in enumerate(rank_scans(table).itertuples(index=False), start=1)}
+        for item in self.scan_items():
+            self._fill_state(item, item.data(0, ENTRY_ROLE))
 
     def refresh_entry(self, entry: ScanEntry) -> None:
         """Re-read one scan's state (after a save, segmentation or QC decision)."""
