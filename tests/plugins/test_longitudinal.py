@@ -20,7 +20,7 @@ from score_gui.phantom import make_study
 from score_gui.qc.log import Decision, QCLog
 from score_gui.study import Study
 from score_napari._qt.export_widget import PLOT_COLORS
-from score_napari._qt.longitudinal import BEYOND_COLOR, LongitudinalWidget
+from score_napari._qt.longitudinal import BEYOND_COLOR, LongitudinalWidget, plot_frame
 from tests.score_gui.test_longitudinal import write_edit
 
 pytestmark = pytest.mark.gui
@@ -151,6 +151,11 @@ def test_panes_zoom_and_pan_together(qtbot, root):
                         False)
     first.wheelEvent(event)
     assert widget.panes.scale() == pytest.approx([before * 1.25] * 3)
+    widget.set_compartment("gm")           # another area or slice keeps the rater's zoom
+    widget.set_position(1)
+    assert widget.panes.scale() == pytest.approx([before * 1.25] * 3)
+    widget.set_subject("hc01")             # another subject is fitted afresh
+    assert len(widget.panes.panes) == 2 and widget.panes.scale()[0] == pytest.approx(scales[0], rel=0.3)
 
 
 def test_click_on_the_plot_shows_that_slice_and_failed_slices_are_not_compared(qtbot, root, tmp_path):
@@ -163,9 +168,9 @@ def test_click_on_the_plot_shows_that_slice_and_failed_slices_are_not_compared(q
     assert not widget.table["beyond_lsc"].astype("boolean").fillna(False).any()   # the cut slice failed
     cut = widget.table[(widget.table["slice"] == CUT_SLICE) & (widget.table["session"] == "ses-3")].iloc[0]
     assert cut["qc_status"] == "fail" and np.isnan(cut["area_mm2"])
-    # click over the 5th position (slice 4) of the plot's frame (58 px left, 18 px right margin)
-    width = widget.plot.width() - 76
-    x = int(58 + (4 + 0.5) / N_SLICES * width)
+    # click over the 5th position (slice 4) inside the plot's frame
+    frame = plot_frame(widget.plot.size())
+    x = int(frame.left() + (4 + 0.5) / N_SLICES * frame.width())
     with qtbot.waitSignal(widget.position_changed) as signal:
         qtbot.mouseClick(widget.plot, Qt.MouseButton.LeftButton, pos=QPoint(x, widget.plot.height() // 2))
     assert signal.args == ["C4 s4"] and widget.shown_slice() == 4

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QGraphicsPathItem, QGraphics
 
 from score_gui.errors import ScoreInputError
 from score_gui.labels import LABEL_COLORS, LESION_VALUE
-from score_gui.longitudinal import change_summary, subject_series
+from score_gui.longitudinal import change_summary, subject_series, subject_visits
 from score_gui.qc.report import CONTOURS, crop_box
 from score_gui.study import Study
 from score_napari._qt.export_widget import PLOT_COLORS, TITLES, nice_ticks, render_image, save_drawing
@@ -49,6 +50,14 @@ AVERAGES = ("1-5", "6-8", "all")
 SESSION_COLORS = ("#333333", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 """Baseline dark grey, then one colour per later session (matplotlib's tab10 order)."""
 BEYOND_COLOR = "#d0312d"
+FRAME_MARGINS = (58, 34, 18, 96)
+"""Left, top, right and bottom margins of the plot's frame (ticks, title, level names, legend)."""
+
+
+def plot_frame(size: QSize) -> QRectF:
+    """Where :func:`draw_changes` puts the axes in a drawing of ``size``."""
+    left, top, right, bottom = FRAME_MARGINS
+    return QRectF(left, top, size.width() - left - right, size.height() - top - bottom)
 
 
 def is_true(value) -> bool:
@@ -250,7 +259,7 @@ def draw_changes(painter: QPainter, size: QSize, table: pd.DataFrame | None, com
     low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
     pad = (high - low) * 0.08 or max(high, 1.0) * 0.05
     ticks = nice_ticks(low - pad, high + pad, 5)
-    frame = QRectF(58, 34, size.width() - 76, size.height() - 34 - 96)
+    frame = plot_frame(size)
     y_low, y_high = ticks[0], ticks[-1]
 
     def x(i: float) -> float:
@@ -365,7 +374,7 @@ def draw_changes(painter: QPainter, size: QSize, table: pd.DataFrame | None, com
         painter.setPen(QPen(session_color(k), 2.2))
         painter.drawLine(QPointF(cursor, legend_y), QPointF(cursor + 20, legend_y))
         painter.setPen(QColor("#333333"))
-        text = session + (" (baseline)" if k == 0 and session == table["baseline"].iloc[0] else "")
+        text = session + (" (baseline)" if session == table["baseline"].iloc[0] else "")
         width = painter.fontMetrics().horizontalAdvance(text) + 14
         painter.drawText(QRectF(cursor + 24, legend_y - 8, width, 16), int(Qt.AlignmentFlag.AlignVCenter), text)
         cursor += 24 + width
@@ -413,8 +422,8 @@ class ChangePlot(QWidget):
         if self.table is None or self.table.empty:
             return
         positions = list(dict.fromkeys(self.table["position"]))
-        left, width = 58, self.width() - 76   # draw_changes' frame
-        i = int((event.position().x() - left) / max(width, 1) * len(positions))
+        frame = plot_frame(self.size())
+        i = math.floor((event.position().x() - frame.left()) / max(frame.width(), 1) * len(positions))
         if 0 <= i < len(positions):
             self.position_clicked.emit(positions[i])
 
@@ -553,12 +562,10 @@ class LongitudinalWidget(QWidget):
     def set_subject(self, subject: str) -> None:
         if self.study is None:
             return
-        self.subject_box.setCurrentIndex(max(self.subject_box.findData(subject), 0))
-        from score_gui.longitudinal import subject_visits
         from score_napari._qt.qc_widget import study_sources
 
-        visits = subject_visits(self.study, subject)
-        sources = study_sources(type("Visits", (), {"scans": visits})())
+        self.subject_box.setCurrentIndex(max(self.subject_box.findData(subject), 0))
+        sources = study_sources(SimpleNamespace(scans=subject_visits(self.study, subject)))
         self.source_box.clear()
         self.source_box.addItems(sources)
         if self._source not in sources and sources:
@@ -607,6 +614,7 @@ class LongitudinalWidget(QWidget):
     # -- data -------------------------------------------------------------------------------
     def _load(self, subject: str) -> None:
         errors: dict[str, str] = {}
+        self._labels.clear()   # labels may have been saved since (scans are not edited)
         try:
             self.series = subject_series(self.study, subject, self._source, errors=errors)
         except ScoreInputError as exc:
@@ -622,9 +630,9 @@ class LongitudinalWidget(QWidget):
         self.message.setText("; ".join(notes))
         self.message.setVisible(bool(notes))
         self.position = None
-        self._recompute()
+        self._recompute(refit=True)
 
-    def _recompute(self) -> None:
+    def _recompute(self, refit: bool = False) -> None:
         if self.series is None:
             return
         self.table = self.series.changes(self.compartment, rsd=self.rsd, by=self.by)
@@ -640,7 +648,7 @@ class LongitudinalWidget(QWidget):
         else:
             self.position = None
         self._draw_plot()
-        self._show_panes(refit=True)
+        self._show_panes(refit=refit)
 
     def _draw_plot(self) -> None:
         title = ""
