@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["score_studio.settings", "score_studio.rater", "score_studio.shortcuts",
-           "score_studio.study_browser", "score_studio.main_window"]
+           "score_studio.study_browser", "score_studio.actions", "score_studio.modes",
+           "score_studio.opening", "score_studio.references", "score_studio.status"]
 
 
 @pytest.mark.parametrize("name", MODULES)

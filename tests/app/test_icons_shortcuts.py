@@ -5,14 +5,14 @@ from __future__ import annotations
 import qtawesome as qta
 from qtpy.QtGui import QKeySequence
 
-from score_studio import main_window, study_browser
+from score_studio import actions, study_browser
 from score_studio.shortcuts import ACTIONS, VIEWER_KEYS, ShortcutsDialog, shortcut_rows
 
 
 def all_icon_names() -> set[str]:
     names = {spec.icon for spec in ACTIONS.values()}
     names |= set(study_browser.BROWSER_ICONS.values())
-    names |= set(main_window.EXTRA_ICONS)
+    names |= set(actions.EXTRA_ICONS)
     return names
 
 
