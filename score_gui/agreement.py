@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from score_gui.areas import _load_label_volume, parse_label_name, passed
+from score_gui.areas import _load_label_volume, passed
+from score_gui.naming import parse_label_name
 from score_gui.labels import LABELLED_STRUCTURE_KEYS, LabelMap, read_sidecar_labels
 from score_gui.metrics import COMPARTMENTS, NORMAL_APPEARING, compare_labels
 from score_gui.progress import Progress, drain

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json as _json
 import os as _os
-import re as _re
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import pandas as pd
 from score_gui.atomic import atomic_path
 from score_gui.errors import ScoreInputError
 from score_gui.labels import LABELLED_STRUCTURE_KEYS
+from score_gui.naming import LabelFileName, parse_label_name  # noqa: F401  (LabelFileName: re-exported)
 from score_gui.progress import Progress
 
 ID_COLUMNS = ["subject", "session", "scan", "source", "slice", "level", "qc_status", "qc_reason",
@@ -137,42 +137,12 @@ def write_areas_csv(table: pd.DataFrame, path) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-_LABEL_NAME = _re.compile(r"^(?P<stem>.+)_desc-(?P<who>[A-Za-z0-9]+)_dseg\.nii(\.gz)?$")
-_ENTITY = _re.compile(r"(?:^|_)(sub|ses)-([A-Za-z0-9]+)")
 
 QC_TSV_COLUMNS = ["subject", "session", "scan", "slice", "source", "status", "reason", "reviewer",
                   "time", "comment"]
 """Columns of ``score qc export`` (contract section 4)."""
 
 QcMap = dict[int, tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class LabelFileName:
-    """What a label map's file name says: ``<stem>_desc-<who>_dseg.nii.gz``.
-
-    Examples
-    --------
-    >>> parse_label_name("sub-03_ses-2_amira_desc-raterA_dseg.nii.gz")
-    LabelFileName(stem='sub-03_ses-2_amira', source='raterA', subject='03', session='2')
-    """
-
-    stem: str
-    source: str
-    subject: str
-    session: str
-
-
-def parse_label_name(path: str | Path) -> LabelFileName:
-    """Parse ``<stem>_desc-<who>_dseg.nii[.gz]``; a name without ``_desc-`` is its own stem."""
-    name = Path(path).name
-    match = _LABEL_NAME.match(name)
-    if match:
-        stem, who = match.group("stem"), match.group("who")
-    else:
-        stem, who = _re.sub(r"\.nii(\.gz)?$", "", name), ""
-    entities = dict(_ENTITY.findall(stem))
-    return LabelFileName(stem, who, entities.get("sub", stem), entities.get("ses", ""))
 
 
 def _load_label_volume(path: Path, kind: str) -> tuple[_nib.Nifti1Image, np.ndarray]:
@@ -292,7 +262,7 @@ def find_scan_for_label(dseg_path: str | Path, stem: str | None = None) -> Path 
 def _scan_levels(scan_path: Path | None, n_slices: int) -> list[str] | None:
     if scan_path is None:
         return None
-    side = scan_path.with_name(_re.sub(r"\.nii(\.gz)?$", "", scan_path.name) + ".json")
+    side = scan_path.with_name(parse_label_name(scan_path).stem + ".json")
     if not side.is_file():
         return None
     try:

@@ -47,6 +47,7 @@ import torch
 from scipy import ndimage
 
 from score_gui.atomic import atomic_path, write_text_atomic
+from score_gui.devices import pick_device  # noqa: F401  (re-exported: the one device picker)
 from score_gui.consensus import disagreement_map, majority_vote
 from score_gui.errors import ScoreInputError
 from score_gui.labels import LabelMap
@@ -82,19 +83,6 @@ def resolve_models(models: str | os.PathLike) -> Path:
     where = candidate if candidate.exists() or os.sep in str(models) else named
     raise ScoreInputError(where, f"no {ENSEMBLE_FILE} here; give a model folder or a model set name "
                                  f"under {models_root()} (train one with 'score train')")
-
-
-def pick_device(device: str = "cpu") -> torch.device:
-    """``cpu`` or ``cuda``; a clear error when CUDA is asked for but missing."""
-    device = str(device or "cpu").lower()
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ScoreInputError(None, f"--device {device}: no CUDA GPU is available "
-                                        "(this PyTorch build or machine has none); use --device cpu")
-        return torch.device(device)
-    if device != "cpu":
-        raise ScoreInputError(None, f"unknown device {device!r}; use cpu or cuda")
-    return torch.device("cpu")
 
 
 def worker_count() -> int:
@@ -517,7 +505,9 @@ def _relabel(label_map: LabelMap, who: str) -> LabelMap:
 # ---------------------------------------------------------------------------------------
 
 def disagreement_path(out_dir, stem: str) -> Path:
-    return Path(out_dir) / f"{stem}_desc-score_disagreement.nii.gz"
+    from score_gui.naming import label_file_name
+
+    return Path(out_dir) / label_file_name(stem, "score", "disagreement")
 
 
 def write_disagreement(scan: Scan, disagreement: np.ndarray, out_dir) -> Path:

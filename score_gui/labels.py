@@ -29,7 +29,8 @@ import numpy as np
 
 from score_gui.atomic import atomic_path, write_text_atomic
 from score_gui.errors import ScoreInputError
-from score_gui.scan import Scan, load_nifti, nifti_for, nifti_stem, sidecar_path
+from score_gui.naming import label_file_name, parse_label_name
+from score_gui.scan import Scan, load_nifti, nifti_for, sidecar_path
 
 OUTSIDE, CSF, WM, GM, ANTERIOR_HORNS, POSTERIOR_HORNS, GRAY_COMMISSURE = range(7)
 LESION_VALUE = 7
@@ -218,11 +219,11 @@ def constrain_paint(dseg: np.ndarray, value: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 
 def dseg_path(out_dir: str | Path, stem: str, who: str) -> Path:
-    return Path(out_dir) / f"{stem}_desc-{who}_dseg.nii.gz"
+    return Path(out_dir) / label_file_name(stem, who, "dseg")
 
 
 def lesion_path(out_dir: str | Path, stem: str, who: str) -> Path:
-    return Path(out_dir) / f"{stem}_desc-{who}_lesion.nii.gz"
+    return Path(out_dir) / label_file_name(stem, who, "lesion")
 
 
 def dseg_tsv_text() -> str:
@@ -372,7 +373,7 @@ def read_labels(dseg_file: str | Path, scan: Scan, lesion_file: str | Path | Non
     meta = read_sidecar_labels(dseg_file)
     labelled = set(meta) if meta is not None else set(LABELLED_STRUCTURE_KEYS) - (
         set() if lesion is not None else {"lesion"})
-    who = nifti_stem(dseg_file).split("_desc-")[-1].replace("_dseg", "") if "_desc-" in dseg_file.name else ""
+    who = parse_label_name(dseg_file).source
     provenance = read_sidecar_provenance(dseg_file, dseg.shape[0])
     return LabelMap(dseg=dseg, lesion=lesion, labelled=labelled, who=who, path=dseg_file,
                     provenance=provenance)

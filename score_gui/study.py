@@ -20,15 +20,14 @@ Examples
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from score_gui.errors import ScoreInputError
+from score_gui.naming import label_file_name, parse_label_name
 from score_gui.scan import NIFTI_SUFFIXES, bids_entities, nifti_stem
 
 DERIVATIVES = Path("derivatives") / "score"
-_DESC = re.compile(r"_desc-([A-Za-z0-9]+)_dseg\.nii(\.gz)?$")
 
 
 @dataclass(frozen=True)
@@ -57,10 +56,10 @@ class ScanEntry:
         return self.study_root / DERIVATIVES / relative
 
     def dseg_path(self, who: str) -> Path:
-        return self.derivatives_dir / f"{self.stem}_desc-{who}_dseg.nii.gz"
+        return self.derivatives_dir / label_file_name(self.stem, who, "dseg")
 
     def lesion_path(self, who: str) -> Path:
-        return self.derivatives_dir / f"{self.stem}_desc-{who}_lesion.nii.gz"
+        return self.derivatives_dir / label_file_name(self.stem, who, "lesion")
 
     def label_sources(self) -> list[str]:
         """Every ``<who>`` with a dseg for this scan, sorted (score, raters, consensus, ...)."""
@@ -69,9 +68,9 @@ class ScanEntry:
             return []
         found = []
         for file in folder.glob(f"{self.stem}_desc-*_dseg.nii*"):
-            match = _DESC.search(file.name)
-            if match and file.name.startswith(self.stem + "_desc-"):
-                found.append(match.group(1))
+            name = parse_label_name(file)
+            if name.source and name.kind == "dseg" and name.stem == self.stem:
+                found.append(name.source)
         return sorted(found)
 
     def raters(self) -> list[str]:

@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from score_gui.areas import (label_file_areas, parse_label_name, read_qc, study_areas_job,
+    from score_gui.naming import parse_label_name
+    from score_gui.areas import (label_file_areas, read_qc, study_areas_job,
                                  write_areas_table)
     from score_gui.filesets import recover_folders_of
     from score_gui.outputs import guard_output

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from score_gui.naming import label_file_name
 from score_gui.progress import Progress
 
 KIND_REASONS = {
@@ -498,7 +499,7 @@ def scan_suggestions(entry, source: str = "score", study=None, average: str = "a
     members = [read_labels(entry.dseg_path(w), scan).dseg for w in entry.label_sources()
                if w.startswith("model") and w != source] if dseg is not None else []
     disagreement = None
-    map_file = entry.derivatives_dir / f"{entry.stem}_desc-{source}_disagreement.nii.gz"
+    map_file = entry.derivatives_dir / label_file_name(entry.stem, source, "disagreement")
     if dseg is not None and map_file.exists():
         disagreement = scan.to_display_grid(np.asarray(load_nifti(map_file)[1], np.float32))
     others = []

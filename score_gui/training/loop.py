@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from score_gui.atomic import atomic_path
+from score_gui.devices import pick_device
 from score_gui.progress import Progress, forward
 
 OPTIMIZERS = ("adam", "adadelta")
@@ -119,15 +120,6 @@ def learning_rate_at(base: float, iteration: int, total: int, decay: bool = True
     return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def resolve_device(device: str) -> torch.device:
-    """``cpu`` or ``cuda``; asking for cuda without a GPU is a clear error."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no CUDA GPU is available here")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; cpu or cuda")
-    return torch.device(device)
-
-
 def to_device(value: Any, device: torch.device) -> Any:
     """Move tensors (possibly inside tuples, lists or dicts) to ``device``."""
     if isinstance(value, torch.Tensor):
@@ -213,7 +205,7 @@ def train_model(model: torch.nn.Module,
     >>> result.iterations, result.loss_curve(2)[1] < result.loss_curve(2)[0]
     (200, True)
     """
-    device = resolve_device(config.device)
+    device = pick_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)  # kept in the state for older state files
     model.to(device)
@@ -663,7 +655,7 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
     started = time.monotonic()
     study = study if isinstance(study, Study) else Study.open(study)
     init_folder = resolve_init(init)
-    resolve_device(device)
+    pick_device(device)
     rater_id = source_id(rater)
 
     entries = rater_scans(study, rater)
