@@ -59,10 +59,9 @@ class BatchResult:
 def segment_one(scan_path: str, out_dir: str, models: str, device: str = "cpu") -> dict:
     """Worker task: segment one scan; never raises (returns ``{"error": ...}`` instead).
 
-    Runs in a Dask worker: PyTorch gets one thread (``SCORE_THREADS=1``) and the ensemble
-    is loaded once per worker process.
+    Runs in a Dask worker: one thread per worker (the cluster's workers share the cores)
+    and the ensemble loaded once per worker process.
     """
-    os.environ["SCORE_THREADS"] = "1"
     started = time.monotonic()
     try:
         import torch
@@ -74,7 +73,7 @@ def segment_one(scan_path: str, out_dir: str, models: str, device: str = "cpu") 
         key = (str(models), str(device))
         if key not in _ENSEMBLES:
             _ENSEMBLES[key] = Ensemble.load(models, device)
-        outputs = drain(segment_files([scan_path], out_dir, _ENSEMBLES[key], device))
+        outputs = drain(segment_files([scan_path], out_dir, _ENSEMBLES[key], device, workers=1))
         written = {k: str(v) for k, v in outputs[0].items() if k != "timing"}
         return {"scan": scan_path, "written": written, "seconds": time.monotonic() - started}
     except ScoreInputError as exc:
@@ -104,8 +103,8 @@ def make_client(scheduler: str | None = None, workers: int | None = None, proces
     n_workers = workers or max(1, min(os.cpu_count() or 1, 4))
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
                            dashboard_address=None, silence_logs=40,
-                           env={"SCORE_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-                           if processes else None)
+                           # the worker processes' native libraries start with one thread each
+                           env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if processes else None)
     return Client(cluster)
 
 

@@ -86,7 +86,11 @@ def resolve_models(models: str | os.PathLike) -> Path:
 
 
 def worker_count() -> int:
-    """CPU workers for inference: ``$SCORE_THREADS`` or min(cores, 4)."""
+    """Default CPU workers for inference: ``$SCORE_THREADS`` or min(cores, 4).
+
+    Only the default of an entry point that is not told otherwise (the command line);
+    the application and ``score batch`` pass their number explicitly (``workers=``).
+    """
     wanted = os.environ.get("SCORE_THREADS")
     if wanted and wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
@@ -345,7 +349,8 @@ def labels_from_member_probabilities(probs: dict[str, np.ndarray], heads, learnt
 
 
 def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
-                 members_out: bool = False, vote: str = "soft") -> Generator[Progress, None, SegmentationResult]:
+                 members_out: bool = False, vote: str = "soft",
+                 workers: int | None = None) -> Generator[Progress, None, SegmentationResult]:
     """Segment one scan with every member and vote; yields Progress per batch of member slices.
 
     Parameters
@@ -362,6 +367,10 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
         how many are just above one half (more consistent areas between rescans, see
         ``benchmarks/bench_rescan.py``); ``hard``: majority vote of the members' label maps
         (:func:`score_gui.consensus.majority_vote`).
+    workers : int, optional
+        CPU threads running members side by side (default :func:`worker_count`; at most
+        one per member). PyTorch gets one intra-op thread each meanwhile (see
+        :func:`configure_threads`) and its previous setting back afterwards.
 
     Raises
     ------
@@ -373,7 +382,8 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
     started = time.monotonic()
     ensemble.check_fits(scan)
     dev = pick_device(device) if device is not None else ensemble.device
-    workers = min(worker_count(), len(ensemble.members)) if dev.type == "cpu" else 1
+    workers = worker_count() if workers is None else max(1, int(workers))
+    workers = min(workers, len(ensemble.members)) if dev.type == "cpu" else 1
     previous_threads = torch.get_num_threads()
     configure_threads(1 if workers > 1 else None)
     try:
@@ -553,7 +563,7 @@ class ScanSegmented:
 
 def segment_scans(scans, ensemble: Ensemble, write=None, device: str | None = None, members_out: bool = False,
                   vote: str = "soft", steps_per_scan: int | None = None,
-                  started: float | None = None) -> Generator[Progress | ScanSegmented, None, int]:
+                  started: float | None = None, workers: int | None = None) -> Generator[Progress | ScanSegmented, None, int]:
     """Segment several scans one after the other on one progress scale: the loop that
     ``score segment`` (:func:`segment_files`), ``score batch`` (through it) and the
     application's "Segment all" drive.
@@ -571,7 +581,7 @@ def segment_scans(scans, ensemble: Ensemble, write=None, device: str | None = No
     write : callable ``(index, scan, result) -> dict``, optional
         Writes one scan's result (e.g. :func:`score_gui.outputs.write_result`); its time
         goes into the timing as ``write``.
-    device, members_out, vote
+    device, members_out, vote, workers
         As for :func:`segment_scan`.
     steps_per_scan : int, optional
         Steps each scan counts for on the overall scale. Default: its slices times the
@@ -598,7 +608,7 @@ def segment_scans(scans, ensemble: Ensemble, write=None, device: str | None = No
         def message(text: str, prefix=prefix, inner_prefix=inner_prefix) -> str:
             return f"{prefix}: {text.removeprefix(inner_prefix)}"   # the scan is named once
 
-        job = segment_scan(scan, ensemble, device, members_out=members_out, vote=vote)
+        job = segment_scan(scan, ensemble, device, members_out=members_out, vote=vote, workers=workers)
         span = None if steps_per_scan is None else spans[index]
         result = yield from forward(job, base, total, span=span, started=started, message=message)
         writing = time.monotonic()
@@ -612,7 +622,7 @@ def segment_scans(scans, ensemble: Ensemble, write=None, device: str | None = No
 
 def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "default", device: str = "cpu",
                   members: bool = False, disagreement: bool = False,
-                  vote: str = "soft") -> Generator[Progress, None, list[dict]]:
+                  vote: str = "soft", workers: int | None = None) -> Generator[Progress, None, list[dict]]:
     """Segment scan files and write ``<stem>_desc-score_dseg/lesion.nii.gz`` and ``<stem>_areas.csv``.
 
     Also ``<stem>_desc-model<NAME>_dseg/lesion.nii.gz`` per member (``members``) and
@@ -621,7 +631,8 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
     before any output is written. Two scans with the same file name are refused (their
     outputs would share names). Each scan's files replace its previous result as one set
     (:func:`score_gui.outputs.write_result`); an interrupted earlier run in ``out_dir`` is
-    finished or cleaned first. Returns one ``{kind: path}`` per scan (plus ``timing``).
+    finished or cleaned first. ``workers`` as for :func:`segment_scan`. Returns one
+    ``{kind: path}`` per scan (plus ``timing``).
     """
     from score_gui.outputs import check_distinct_names, check_result_targets, write_result as write_set
 
@@ -637,7 +648,8 @@ def segment_files(paths, out_dir, models: str | os.PathLike | Ensemble = "defaul
     def write(index: int, scan: Scan, result: SegmentationResult) -> dict:
         return write_set(scan, result, out_dir, members=members, disagreement=disagreement, inputs=paths)
 
-    job = segment_scans(scans, ensemble, write, device, members_out=members, vote=vote, started=started)
+    job = segment_scans(scans, ensemble, write, device, members_out=members, vote=vote, started=started,
+                        workers=workers)
     try:
         for item in job:
             if isinstance(item, ScanSegmented):

@@ -105,7 +105,8 @@ def unlabelled_slices(entry, scan, who: str) -> np.ndarray:
     return ~read_labels(path, scan).labelled_slices()
 
 
-def rank_slices(study, rater: str, models="default", device: str = "cpu") -> Generator[Progress, None, pd.DataFrame]:
+def rank_slices(study, rater: str, models="default", device: str = "cpu",
+                workers: int | None = None) -> Generator[Progress, None, pd.DataFrame]:
     """Rank the rater's unlabelled slices of a study, most useful first (a progress job).
 
     Parameters
@@ -116,6 +117,8 @@ def rank_slices(study, rater: str, models="default", device: str = "cpu") -> Gen
     models : str, path or Ensemble
         ``default``, a model folder, or a loaded ensemble.
     device : str
+    workers : int, optional
+        Members run side by side (:func:`score_gui.inference.segment_scan`).
 
     Yields
     ------
@@ -157,7 +160,7 @@ def rank_slices(study, rater: str, models="default", device: str = "cpu") -> Gen
         todo = unlabelled_slices(entry, scan, who)
         if not todo.any():
             continue
-        result = yield from forward(segment_scan(scan, ensemble, members_out=True), base=100 * index,
+        result = yield from forward(segment_scan(scan, ensemble, members_out=True, workers=workers), base=100 * index,
                                     total=total, span=100, started=started,
                                     message=lambda m, i=index: f"scan {i + 1}/{len(study.scans)}: {m}")
         members = list(result.members.values())

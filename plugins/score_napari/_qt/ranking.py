@@ -186,6 +186,7 @@ class RankingPanel(QWidget):
         from napari.qt.threading import create_worker
 
         from score_gui.rank import rank_slices
+        from score_napari._qt.segmentation import reserve_ui_core
 
         study, rater = self._study(), self._rater()
         if study is None or not rater:
@@ -193,7 +194,8 @@ class RankingPanel(QWidget):
             return
         if self.running:
             return
-        self.worker = create_worker(rank_slices, study, rater, self.models, _start_thread=False)
+        self.worker = create_worker(rank_slices, study, rater, self.models, workers=reserve_ui_core(),
+                                    _start_thread=False)
         self.worker.yielded.connect(self._on_progress)
         self.worker.returned.connect(lambda table, s=study, r=rater: self._on_ranked(table, s, r))
         self.worker.errored.connect(lambda exc: self.message_label.setText(f"Ranking failed: {exc}"))

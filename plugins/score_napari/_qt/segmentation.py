@@ -45,15 +45,16 @@ class ScanSegmentation:
 
 
 def reserve_ui_core() -> int:
-    """Leave one CPU core to the interface: inference threads default to cores - 1.
+    """Inference workers in the interface: cores - 1, so one core stays with the window.
 
-    The core's inference runs ensemble members in parallel threads (``$SCORE_THREADS``,
-    default min(cores, 4)); in the application they would take every core and the window
-    would stutter. An explicit ``$SCORE_THREADS`` is respected. Returns the value in force.
+    The core's inference runs ensemble members in parallel threads; with every core
+    taken the window would stutter. Passed explicitly to the core (``workers=``), so
+    nothing process-wide changes; an explicit ``$SCORE_THREADS`` is respected.
     """
-    if not os.environ.get("SCORE_THREADS", "").isdigit():
-        os.environ["SCORE_THREADS"] = str(max(1, (os.cpu_count() or 1) - 1))
-    return int(os.environ["SCORE_THREADS"])
+    wanted = os.environ.get("SCORE_THREADS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def load_ensemble(choice: str):
@@ -65,7 +66,8 @@ def load_ensemble(choice: str):
 
 def segment_entries(entries: Sequence[ScanEntry], ensemble_choice: str,
                     ensemble_loader: Callable[[str], object] = load_ensemble,
-                    loaded_scans: dict | None = None) -> Generator[Progress | ScanSegmentation, None, int]:
+                    loaded_scans: dict | None = None,
+                    workers: int | None = None) -> Generator[Progress | ScanSegmentation, None, int]:
     """Segment ``entries`` one after the other; yield progress and one result per scan.
 
     Runs in a worker thread and drives :func:`score_gui.inference.segment_scans` (the core's
@@ -87,7 +89,8 @@ def segment_entries(entries: Sequence[ScanEntry], ensemble_choice: str,
     def write(index: int, scan: Scan, result) -> dict:
         return write_result(scan, result, entries[index].derivatives_dir, disagreement=True)
 
-    job = segment_scans(scans, ensemble, write, steps_per_scan=STEPS_PER_SCAN, started=started)
+    workers = reserve_ui_core() if workers is None else workers
+    job = segment_scans(scans, ensemble, write, steps_per_scan=STEPS_PER_SCAN, started=started, workers=workers)
     return (yield from forward(job, items=lambda done: ScanSegmentation(entries[done.index], done.scan,
                                                                          done.result, done.written)))
 
