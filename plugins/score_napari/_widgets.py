@@ -430,3 +430,59 @@ class TrainDock(QWidget):
         layout.addWidget(self.train_panel, 1)
         self.chooser.study_chosen.connect(self.train_panel.set_study)
         self.chooser._follow_scan()
+
+
+class RankingDock(QWidget):
+    """Which slices to label next, in plain napari: the rater's unlabelled slices of the
+    study ranked by the models' uncertainty; "Next slice to label" opens the scan with the
+    rater's labels (to draw on) at that slice."""
+
+    def __init__(self, napari_viewer: Viewer):
+        from score_napari._qt.ranking import RankingPanel
+
+        super().__init__()
+        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
+        self._study = None
+        self.chooser = StudyChooser(self.score_viewer)
+        self.rater = QLineEdit("A")
+        self.rater.setPlaceholderText("rater ID whose labels are missing (e.g. A)")
+        self.rater.editingFinished.connect(lambda: self.panel.reload())
+        self.panel = RankingPanel(self.study, self.rater_id)
+        form = QFormLayout()
+        form.addRow("Rater:", self.rater)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.chooser)
+        layout.addLayout(form)
+        layout.addWidget(self.panel, 1)
+        self.chooser.study_chosen.connect(lambda _root: self.panel.reload())
+        self.panel.open_slice.connect(self.show_slice)
+        self.chooser._follow_scan()
+
+    def study(self):
+        from score_gui.study import Study
+
+        root = self.chooser.root
+        if root is None:
+            return None
+        if self._study is None or self._study.root != root:
+            self._study = Study.open(root)
+        return self._study
+
+    def rater_id(self) -> str | None:
+        text = self.rater.text().strip()
+        return text if text.isascii() and text.isalnum() else None
+
+    def show_slice(self, stem: str, index: int) -> None:
+        """Open ``stem`` with the rater's labels (if any) and go to slice ``index``."""
+        from pathlib import Path
+
+        from score_gui.labels import read_labels
+        from score_gui.scan import read_scan
+
+        entry = self.study().find(stem)
+        shown = opened_entry(self.score_viewer)
+        if shown is None or shown.path != Path(entry.path).resolve():
+            scan = read_scan(entry.path)
+            path = entry.dseg_path(f"rater{self.rater_id()}")
+            self.score_viewer.load_scan(scan, read_labels(path, scan) if path.exists() else None)
+        self.score_viewer.set_slice(index)

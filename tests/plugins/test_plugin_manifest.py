@@ -30,9 +30,11 @@ def test_manifest_is_valid_and_registered():
     assert {"score-studio.get_reader", "score-studio.write_labels", "score-studio.make_sample",
             "score-studio.annotation_widget", "score-studio.areas_widget",
             "score-studio.segmentation_widget", "score-studio.qc_widget",
-            "score-studio.export_widget"} <= commands
+            "score-studio.export_widget", "score-studio.train_widget", "score-studio.longitudinal_widget",
+            "score-studio.ranking_widget"} <= commands
     widgets = {w.display_name for w in manifest.contributions.widgets}
-    assert widgets == {"SCORE annotation", "SCORE areas", "SCORE segmentation", "SCORE QC", "SCORE export"}
+    assert widgets == {"SCORE annotation", "SCORE areas", "SCORE segmentation", "SCORE QC", "SCORE export",
+                       "SCORE train", "SCORE longitudinal", "SCORE label next"}
     points = [ep for ep in entry_points(group="napari.manifest") if ep.name == "score-napari"]
     assert points and points[0].value == "score_napari:napari.yaml"
     npe2 = Path(sys.executable).with_name("npe2")
@@ -122,8 +124,9 @@ def test_sample_and_widgets_in_plain_napari(make_napari_viewer, qtbot):
 
 @pytest.mark.gui
 def test_whole_workflow_in_plain_napari(make_napari_viewer, qtbot, tmp_path):
-    """A scan of a study opened with the reader; the five docks from napari's Plugins menu
-    segment it, review its slices and export the study's areas, on the same panes."""
+    """A scan of a study opened with the reader; the docks from napari's Plugins menu
+    segment it, review its slices, export the study's areas and point to the slice to
+    label next, on the same panes."""
     from score_gui.inference import make_untrained_ensemble
     from score_gui.phantom import make_study
     from score_gui.qc.log import QCLog
@@ -170,5 +173,16 @@ def test_whole_workflow_in_plain_napari(make_napari_viewer, qtbot, tmp_path):
     assert export.wait(120)
     assert export.study.root == study.root and len(export.areas) > 0
     assert export.scan_box.currentText() == entry.stem
+
+    # Which slice to label next: rater A has labelled none; "next" moves the viewer there.
+    _, label_next = viewer.window.add_plugin_dock_widget("score-studio", "SCORE label next")
+    assert label_next.score_viewer is score_viewer and label_next.chooser.root == study.root
+    label_next.panel.models = str(models)
+    label_next.panel.start()
+    qtbot.waitUntil(lambda: label_next.panel.table is not None and not label_next.panel.running, timeout=120_000)
+    assert label_next.panel.list.rowCount() == 3 * len(study.scans)
+    stem, index = label_next.panel.next_slice()                 # opens that scan if another is shown
+    assert score_viewer.scan.path == study.find(stem).path and score_viewer.current_slice == index
+
     shot = viewer.screenshot(str(tmp_path / "plain_napari.png"), canvas_only=False)
     assert shot.shape[0] > 500 and shot[..., :3].std() > 10
