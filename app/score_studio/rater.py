@@ -108,8 +108,9 @@ class RecoveryStore:
     def write(self, scan_path: Path, who: str, labels: LabelMap) -> Recovery:
         """Write (atomically) the labels to recover for ``who`` on this scan."""
         target = self.file_for(scan_path, who)
+        # Provenance too: a recovered proposal must not come back as drawn (and be trained on).
         meta = {"scan_path": str(Path(scan_path).resolve()), "who": who, "saved_at": time.time(),
-                "labelled": sorted(labels.labelled)}
+                "labelled": sorted(labels.labelled), "provenance": labels.provenance}
         lesion = labels.lesion if labels.lesion is not None else np.zeros((0,), np.uint8)
         with atomic_path(target) as tmp:
             with open(tmp, "wb") as handle:   # a handle: np.savez must not append ".npz"
@@ -138,7 +139,7 @@ class RecoveryStore:
             lesion = data["lesion"] if data["lesion"].size else None
             labelled = set(meta.get("labelled", LABELLED_STRUCTURE_KEYS))
             return LabelMap(dseg=data["dseg"].copy(), lesion=None if lesion is None else lesion.copy(),
-                            labelled=labelled, who=record.who)
+                            labelled=labelled, who=record.who, provenance=meta.get("provenance"))
 
     def discard(self, record: Recovery) -> None:
         record.file.unlink(missing_ok=True)

@@ -62,6 +62,17 @@ def test_recovery_store_round_trip(tmp_path):
     assert store.find(tmp_path / "scan.nii.gz", "raterA") is None
 
 
+def test_recovery_keeps_which_slices_are_proposals(tmp_path):
+    store = RecoveryStore(tmp_path / "rec")
+    dseg = np.zeros((3, 5, 6), np.uint8)
+    dseg[:2, 2:4, 2:5] = 2
+    provenance = ["proposed", "proposed-edited", ""]
+    record = store.write(tmp_path / "scan.nii.gz", "raterA", LabelMap(dseg, None, provenance=provenance))
+    back = store.load(record)
+    assert back.provenance == provenance
+    assert list(back.reviewed_slices()) == [False, True, False]   # the proposal stays unreviewed
+
+
 def test_rater_session_recovery_autosave_and_history(qtbot, tmp_path, study_builder):
     study = study_builder(tmp_path / "study", n_hc=0, n_ms=1, raters=())
     entry = study.scans[0]
