@@ -363,7 +363,7 @@ def test_next_scan_reuses_layers_references_and_layout(sv, env):
     sv.load_scan(scan, empty_labels(scan), references={"raterB": shifted})
     assert list(sv.viewer.layers) == layers and sv.layout == "working"
     assert sum(layer.visible for layer in sv.viewer.layers) == 6      # 2 panes x 3 layers
-    assert np.array_equal(sv.panes[0].references["raterB"].data, shifted.dseg)
+    assert np.array_equal(sv.reference_layers.sources["raterB"], shifted.dseg)   # the outline grid follows
     assert sv.get_labels().dseg.sum() == 0
     reference_layers = [pane.references["raterB"] for pane in sv.panes]
     sv.load_scan(scan, truth)                    # no references: B's layers kept, hidden, empty
@@ -374,7 +374,7 @@ def test_next_scan_reuses_layers_references_and_layout(sv, env):
     assert [pane.references["consensus"] for pane in sv.panes] == reference_layers
     assert sum(layer.visible for layer in reference_layers) == 2
     assert reference_layers[0].name.startswith("consensus")
-    assert np.array_equal(reference_layers[0].data, other.dseg)
+    assert np.array_equal(sv.reference_layers.sources["consensus"], other.dseg)
     sv.remove_reference_labels("consensus")                            # layers and all
     assert len(sv.viewer.layers) == 22 and sv.viewer.canvas.grid.stride == 2
     sv.load_scan(scan, truth)

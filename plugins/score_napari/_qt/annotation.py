@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QButtonGroup, QCheckBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QSpinBox, QToolButton, QVBoxLayout, QWidget)
+                            QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from score_gui import labels as lab
 from score_napari._qt.icons import icon, swatch
@@ -131,7 +131,9 @@ class AnnotationWidget(QWidget):
 
     def _view_box(self) -> QGroupBox:
         box = QGroupBox("View")
-        row = QHBoxLayout(box)
+        column = QVBoxLayout(box)
+        row = QHBoxLayout()
+        column.addLayout(row)
         self.layout_buttons = {}
         tips = {"all": "All panes: 8 inversion images and 3 averages",
                 "working": "Working panes: averages 1-5 (GM/WM) and 6-8 (cord/CSF)",
@@ -144,13 +146,28 @@ class AnnotationWidget(QWidget):
         self.zoom_button = self._action_button("zoom_cord", "Zoom every pane to the spinal canal",
                                                self.score_viewer.zoom_to_cord)
         row.addWidget(self.zoom_button)
-        self.contours = QCheckBox("Contours")
-        self.contours.setToolTip("Draw labels as outlines instead of filled areas")
+        self.contours = QCheckBox("Outline")
+        self.contours.setToolTip("My labels as outlines instead of a translucent fill (O)")
         self.contours.setChecked(self.score_viewer.contours)
         self.contours.toggled.connect(lambda on: setattr(self.score_viewer, "contours", on))
+        self.score_viewer.labels_style_changed.connect(self._show_outline_state)
         row.addWidget(self.contours)
         row.addStretch(1)
+        others = QHBoxLayout()
+        others.addWidget(QLabel("Other labels:"))
+        self.reference_opacity = QSlider(Qt.Horizontal)
+        self.reference_opacity.setRange(0, 100)
+        self.reference_opacity.setValue(round(100 * self.score_viewer.reference_layers.opacity))
+        self.reference_opacity.setToolTip("Opacity of the other sources' outlines")
+        self.reference_opacity.valueChanged.connect(lambda v: self.score_viewer.set_reference_opacity(v / 100))
+        others.addWidget(self.reference_opacity, 1)
+        column.addLayout(others)
         return box
+
+    def _show_outline_state(self, outline: bool) -> None:
+        self.contours.blockSignals(True)
+        self.contours.setChecked(outline)
+        self.contours.blockSignals(False)
 
     def _action_button(self, icon_name: str, tip: str, slot) -> QToolButton:
         button = QToolButton()

@@ -1,8 +1,14 @@
 """Layers from other sources on every pane: other raters' contours and heat maps.
 
 Other raters' labels (and the automatic result, the consensus, a phantom's truth) show
-as read-only contours in one colour each; float maps such as the ensemble's disagreement
-show as heat maps under the labels. Making a layer on 11 panes costs seconds, so contour
+as read-only outlines in the paper's colours per structure (:func:`outline_colors`;
+automatic sources lighter), thin at any zoom: the box around each source's labels is
+shown on a grid F times finer than the scan (F from :data:`FINE_STEPS`, chosen by the
+camera's zoom), so a one-fine-pixel outline stays about :data:`LINE_PX` screen pixels
+wide (a one-pixel contour on the scan's own grid is many screen pixels wide at 400 %
+zoom and hides the gray matter under three raters, and breaks into speckle when zoomed out). Float maps such as the
+ensemble's disagreement show as heat maps under the labels. Making a layer on 11 panes
+costs seconds, so contour
 layers no longer needed stay as hidden, empty *spares* that the next reference takes
 over (:meth:`ReferenceContours.add` and :meth:`ReferenceContours.remove`).
 """
@@ -15,10 +21,71 @@ import numpy as np
 
 from score_gui.editing import compose_overlay
 from score_gui.labels import LabelMap
-from score_napari._qt.display import REFERENCE_COLORS, single_color_colormap
+from score_napari._qt.display import is_automatic, outline_colormap, source_color
 from score_napari._qt.panes import layer_scale
 
 _SPARE_PREFIX = "\x00spare"
+
+FINE_STEPS = (2, 4, 8, 16)
+"""Outline grids: scan pixels split into F x F, F chosen from these by the zoom."""
+
+LINE_PX = 1.5
+"""Target outline width on screen, in screen pixels (at most; coarser at extreme zooms)."""
+
+MARGIN_PX = 2
+"""Scan pixels kept around a source's labels in its outline grid."""
+
+DEFAULT_OPACITY = 0.9
+
+
+def fine_factor(zoom: float, pixel_mm: float) -> int:
+    """The outline grid's split F for a one-fine-pixel outline about :data:`LINE_PX` wide.
+
+    ``zoom`` is the camera's screen pixels per mm.
+
+    >>> fine_factor(zoom=3.0, pixel_mm=0.67), fine_factor(zoom=26.0, pixel_mm=0.67), fine_factor(zoom=104.0, pixel_mm=0.67)
+    (2, 16, 16)
+    >>> fine_factor(zoom=8.0, pixel_mm=0.67)
+    4
+    """
+    wanted = zoom * pixel_mm / LINE_PX
+    return next((step for step in FINE_STEPS if step >= wanted), FINE_STEPS[-1])
+
+
+def labels_box(overlay: np.ndarray, margin: int = MARGIN_PX) -> tuple[int, int, int, int]:
+    """``(row0, col0, row1, col1)``: every slice's labels plus ``margin``, inside the image.
+
+    >>> labels = np.zeros((2, 10, 10), np.uint8); labels[1, 4:6, 3:5] = 1
+    >>> labels_box(labels)
+    (2, 1, 8, 7)
+    >>> labels_box(np.zeros((1, 4, 4), np.uint8))
+    (0, 0, 1, 1)
+    """
+    rows = np.flatnonzero(overlay.any(axis=(0, 2)))
+    cols = np.flatnonzero(overlay.any(axis=(0, 1)))
+    if not rows.size:
+        return 0, 0, 1, 1
+    h, w = overlay.shape[1:]
+    return (int(max(rows[0] - margin, 0)), int(max(cols[0] - margin, 0)),
+            int(min(rows[-1] + 1 + margin, h)), int(min(cols[-1] + 1 + margin, w)))
+
+
+def fine_grid(overlay: np.ndarray, box: tuple, fine: int) -> np.ndarray:
+    """The ``box`` of ``[S, H, W]`` labels with every pixel split ``fine`` x ``fine``.
+
+    >>> fine_grid(np.array([[[1, 2]]], np.uint8), (0, 0, 1, 2), 2).tolist()
+    [[[1, 1, 2, 2], [1, 1, 2, 2]]]
+    """
+    r0, c0, r1, c1 = box
+    crop = overlay[:, r0:r1, c0:c1]
+    return np.repeat(np.repeat(crop, fine, axis=1), fine, axis=2)
+
+
+def fine_placement(scan, box: tuple, fine: int) -> tuple[tuple, tuple]:
+    """``(scale, translate)`` putting a :func:`fine_grid` layer exactly over the scan's pixels."""
+    _, sy, sx = layer_scale(scan)
+    offset = 0.5 / fine - 0.5      # fine pixel 0's centre inside the box's first scan pixel
+    return (1.0, sy / fine, sx / fine), (0.0, (box[0] + offset) * sy, (box[1] + offset) * sx)
 
 
 def is_spare(who: str) -> bool:
@@ -59,12 +126,21 @@ class _PerPaneLayers:
 
 
 class ReferenceContours(_PerPaneLayers):
-    """Other sources' labels as read-only contours on every pane (see :class:`_PerPaneLayers`)."""
+    """Other sources' labels as read-only outlines on every pane (see :class:`_PerPaneLayers`).
+
+    Each source keeps its labels on the scan grid (:attr:`sources`) and, for display, the
+    box around them on the outline grid (:attr:`maps`, shared by the source's layers on
+    every pane), remade when the zoom asks for another split (:meth:`fit_line_width`).
+    """
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.maps: dict[str, np.ndarray] = {}       # who -> overlay shared by its layers
+        self.sources: dict[str, np.ndarray] = {}    # who -> labels [S, H, W], lesions as 7
+        self.maps: dict[str, np.ndarray] = {}       # who -> outline grid of its box
+        self.boxes: dict[str, tuple] = {}
         self.visible: dict[str, bool] = {}
+        self.opacity = DEFAULT_OPACITY
+        self.fine = FINE_STEPS[0]
 
     @property
     def names(self) -> list[str]:
@@ -76,38 +152,75 @@ class ReferenceContours(_PerPaneLayers):
         return self.visible.get(who, True)
 
     def color(self, who: str) -> str:
-        return self.pool.panes[0].references[who].metadata["score_color"]
+        """The colour that names ``who`` in legends (:func:`source_color`)."""
+        return source_color(who)
 
     def add(self, who: str, label_map: LabelMap) -> None:
-        """Show ``who``'s labels as contours in one colour (in place when already shown)."""
+        """Show ``who``'s labels as outlines (in place when already shown)."""
         overlay, _ = compose_overlay(label_map.dseg, label_map.lesion)
         if overlay.shape != self.overlay().shape:
             raise ValueError(f"reference labels of shape {overlay.shape} do not fit the scan")
         if who in self.maps:
-            self.maps[who][...] = overlay
-            for pane in self.pool.panes:
-                pane.references[who].refresh()
+            self.sources[who] = overlay
+            self._regrid(who)
             return
-        color = REFERENCE_COLORS[len(self.names) % len(REFERENCE_COLORS)]
         spare = next((name for name in self.maps if is_spare(name)), None)
         if spare is not None and not is_spare(who):
-            self._adopt_spare(spare, who, overlay, color)
+            self._adopt_spare(spare, who, overlay)
             return
-        self._make_layers(who, overlay, color)
+        self._make_layers(who, overlay)
 
-    def _make_layers(self, who: str, overlay: np.ndarray, color: str) -> None:
+    def set_opacity(self, opacity: float) -> None:
+        """Opacity of every source's outlines (0 to 1)."""
+        self.opacity = float(np.clip(opacity, 0.0, 1.0))
+        for pane in self.pool.panes:
+            for layer in pane.references.values():
+                layer.opacity = self.opacity
+
+    def fit_line_width(self, zoom: float) -> int:
+        """Keep outlines about :data:`LINE_PX` wide on screen at camera ``zoom`` (screen px
+        per mm): a finer outline grid when zooming in, a coarser one when zooming out."""
+        try:
+            pixel_mm = float(min(self.scan().pixel_spacing))
+        except Exception:     # no scan yet (warm-up): nothing to fit
+            return self.fine
+        fine = fine_factor(zoom, pixel_mm)
+        if fine != self.fine:
+            self.fine = fine
+            self.place()
+        return fine
+
+    def place(self) -> None:
+        """Remake every source's outline grid (the zoom or the scan's pixel size changed)."""
+        for who in self.maps:
+            self._regrid(who)
+
+    def _regrid(self, who: str) -> None:
+        overlay = self.sources[who]
+        box = self.boxes[who] = labels_box(overlay)
+        array = self.maps[who] = fine_grid(overlay, box, self.fine)
+        scale, translate = fine_placement(self.scan(), box, self.fine)
+        for pane in self.pool.panes:
+            layer = pane.references.get(who)
+            if layer is not None:
+                layer.data = array
+                layer.scale, layer.translate = scale, translate
+
+    def _make_layers(self, who: str, overlay: np.ndarray) -> None:
         from napari.layers import Labels
 
-        self.maps[who] = overlay
+        self.sources[who] = overlay
+        box = self.boxes[who] = labels_box(overlay)
+        array = self.maps[who] = fine_grid(overlay, box, self.fine)
         self.visible[who] = not is_spare(who)
-        cmap = single_color_colormap(color)
-        scale = layer_scale(self.scan())
+        cmap = outline_colormap(is_automatic(who))
+        scale, translate = fine_placement(self.scan(), box, self.fine)
 
         def make(pane):
-            layer = Labels(overlay, name=reference_layer_name(who, pane), scale=scale, colormap=cmap,
-                           opacity=0.9, visible=self.layout.reference_shown_on(pane, self.wanted(who)),
-                           metadata={"score_pane": pane.key, "score_role": "reference",
-                                     "score_who": who, "score_color": color})
+            layer = Labels(array, name=reference_layer_name(who, pane), scale=scale, translate=translate,
+                           colormap=cmap, opacity=self.opacity,
+                           visible=self.layout.reference_shown_on(pane, self.wanted(who)),
+                           metadata={"score_pane": pane.key, "score_role": "reference", "score_who": who})
             layer.contour = 1
             layer.editable = False
             return layer
@@ -123,37 +236,35 @@ class ReferenceContours(_PerPaneLayers):
             self._make_spare(who)
             return
         self.pool.remove_per_pane(lambda pane: pane.references, who, then=self.relayout)
-        del self.maps[who]
-        del self.visible[who]
+        for table in (self.maps, self.sources, self.boxes, self.visible):
+            del table[who]
+
+    def _rename(self, old: str, new: str) -> None:
+        for table in (self.maps, self.sources, self.boxes, self.visible):
+            table[new] = table.pop(old)
+        for pane in self.pool.panes:
+            layer = pane.references[new] = pane.references.pop(old)
+            layer.name = reference_layer_name(new, pane)
 
     def _make_spare(self, who: str) -> None:
         spare = spare_name(self.maps)
-        array = self.maps.pop(who)
-        array[...] = 0
-        self.maps[spare] = array
-        del self.visible[who]
+        self._rename(who, spare)
         self.visible[spare] = False
-        for pane in self.pool.panes:
-            layer = pane.references[spare] = pane.references.pop(who)
-            layer.name = reference_layer_name(spare, pane)
+        self.sources[spare] = np.zeros_like(self.sources[spare])
+        self._regrid(spare)
         self.relayout()
 
-    def _adopt_spare(self, spare: str, who: str, overlay: np.ndarray, color: str) -> None:
-        array = self.maps.pop(spare)
-        array[...] = overlay
-        self.maps[who] = array
-        del self.visible[spare]
+    def _adopt_spare(self, spare: str, who: str, overlay: np.ndarray) -> None:
+        self._rename(spare, who)
         self.visible[who] = True
-        cmap = single_color_colormap(color)
+        self.sources[who] = overlay
+        cmap = outline_colormap(is_automatic(who))
         for pane in self.pool.panes:
-            layer = pane.references.pop(spare)
-            pane.references[who] = layer
-            layer.name = reference_layer_name(who, pane)
+            layer = pane.references[who]
             layer.colormap = cmap
-            layer.metadata.update(score_who=who, score_color=color)
+            layer.metadata.update(score_who=who)
+        self._regrid(who)
         self.relayout()
-        for pane in self.pool.panes:
-            pane.references[who].refresh()
 
     def add_spares(self, count: int) -> None:
         """Make ``count`` sets of hidden, empty contour layers, for later references."""
@@ -162,11 +273,10 @@ class ReferenceContours(_PerPaneLayers):
             self.add(spare_name(self.maps), empty)
 
     def resize_spares(self) -> None:
-        """Give the spares arrays of the new scan's shape."""
+        """Give the spares empty labels of the new scan's shape."""
         for spare in [who for who in self.maps if is_spare(who)]:
-            array = self.maps[spare] = np.zeros_like(self.overlay())
-            for pane in self.pool.panes:
-                pane.references[spare].data = array
+            self.sources[spare] = np.zeros_like(self.overlay())
+            self._regrid(spare)
 
     def set_visible(self, who: str, visible: bool) -> None:
         self.visible[who] = bool(visible)

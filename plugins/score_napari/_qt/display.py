@@ -17,7 +17,59 @@ PANE_TITLES = {"1-5": "avg TI1-5 (GM/WM)", "6-8": "avg TI6-8 (cord/CSF)", "all":
 """Titles of the averages' panes (the inversion images are titled by their inversion times)."""
 
 REFERENCE_COLORS = ("#00e5ff", "#ff4fd8", "#b6ff3b", "#ffffff", "#ff9f1a")
-"""One contour colour per reference rater, chosen to stand apart from the label colours."""
+"""Colours that stand apart from the label colours (the source swatches of tests and legends)."""
+
+AUTOMATIC_PREFIXES = ("score", "model")
+"""Sources made by the models (``desc-score``, ``desc-model<NAME>``): drawn lighter than raters."""
+
+LIGHTER = 0.45
+"""How far an automatic source's outline colours are mixed towards white."""
+
+
+def is_automatic(who: str) -> bool:
+    """Whether ``who``'s labels were made by the models, not drawn by a rater.
+
+    >>> is_automatic("score"), is_automatic("modelAfold1"), is_automatic("raterA")
+    (True, True, False)
+    """
+    return who.startswith(AUTOMATIC_PREFIXES)
+
+
+def outline_colors(automatic: bool = False) -> dict[int, np.ndarray]:
+    """RGBA per label value for other sources' outlines, in the paper's colours (Figures 2-4).
+
+    The canal's outline (value 1) draws the canal and the cord border in gold; the gray
+    matter's values draw the GM/WM border (dark brown, or the horns' red, dark blue and
+    the commissure's dark green); lesions purple. White matter draws no outline of its
+    own: its borders are those of the canal and the gray matter, one line each.
+    ``automatic`` sources are lighter (mixed towards white by :data:`LIGHTER`).
+
+    >>> outline_colors()[lab.WM][3], outline_colors()[lab.CSF].round(2).tolist()
+    (np.float64(0.0), [0.83, 0.63, 0.09, 1.0])
+    """
+    colors = {value: hex_to_rgba(color) for value, color in lab.LABEL_COLORS.items()}
+    if automatic:
+        for rgba in colors.values():
+            rgba[:3] += LIGHTER * (1.0 - rgba[:3])
+    colors[lab.OUTSIDE] = np.zeros(4)
+    colors[lab.WM] = np.zeros(4)
+    return colors
+
+
+def outline_colormap(automatic: bool = False):
+    """napari colormap of :func:`outline_colors`."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors = dict(outline_colors(automatic))
+    colors[None] = np.zeros(4)
+    return DirectLabelColormap(color_dict=colors)
+
+
+def source_color(who: str) -> str:
+    """One colour naming a source in legends and swatches: its cord outline's gold, lighter
+    for an automatic source."""
+    rgba = outline_colors(is_automatic(who))[lab.CSF]
+    return "#" + "".join(f"{round(255 * c):02x}" for c in rgba[:3])
 
 FILLED_OPACITY = 0.45
 """Opacity of filled labels: the image under them must stay readable."""

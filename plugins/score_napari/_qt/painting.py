@@ -55,6 +55,7 @@ class LabelsEditing:
         self._pending_key: tuple | None = None
         self._recompute_master = False
         self._flushing = False
+        self.extra_keys: dict[str, callable] = {}     # keys the viewer adds (e.g. O: outline)
 
     # -- the labels layers -------------------------------------------------------------------
     def prepare_labels_layer(self, layer) -> None:
@@ -81,6 +82,7 @@ class LabelsEditing:
             "]": lambda: self.set_brush_size(self.brush_size + 1),
             "C": lambda: self.copy_from_neighbour(-1), "Shift-C": lambda: self.copy_from_neighbour(+1),
         })
+        actions.update(self.extra_keys)
         return actions
 
     def forget_master(self) -> None:
