@@ -35,7 +35,7 @@ ICON_ONLY = {"open_scan", "undo", "redo", "prev_scan", "next_scan", *LAYOUT_ACTI
 MENUS = {
     "&File": ["open_scan", "open_study", "import_dicom", "open_demo", None, "recent", None,
               "save", "rater", None, "quit"],
-    "&Edit": ["undo", "redo", None, "consensus"],
+    "&Edit": ["undo", "redo", None, "accept_slice", "next_to_label", None, "consensus"],
     "&View": ["prev_slice", "next_slice", "prev_scan", "next_scan", None, *LAYOUT_ACTIONS, "zoom_cord",
               None, "docks"],
     "&Segment": ["segment", "segment_all", "cancel"],

@@ -27,13 +27,14 @@ from score_studio import screenshot
 from score_studio.modes import MODE_DOCK_WIDTHS, MODES, mode_tab_widget
 from score_studio.modes.annotate import AnnotatePage
 from score_studio.modes.export import ExportMode
+from score_studio.modes.longitudinal import LongitudinalMode
 from score_studio.modes.qc import QCMode
 from score_studio.modes.segment import SegmentMode
+from score_studio.modes.train import TrainMode
 from score_studio.opening import ScanOpener
 from score_studio.rater import RaterSession, RecoveryStore
 from score_studio.rater_workflow import RaterWorkflow
 from score_studio.references import ReferenceLabels
-from score_studio.segmentation_panel import reserve_ui_core
 from score_studio.settings import AppSettings
 from score_studio.shortcuts import ACTIONS, ShortcutsDialog
 from score_studio.status import describe_voxel, voxel_at, window_title
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
     """
 
     scan_opened = Signal(object)        # ScanEntry
+    study_opened = Signal(object)       # Study
 
     def __init__(self, settings: AppSettings | None = None, interactive: bool = True):
         super().__init__()
@@ -70,7 +72,6 @@ class MainWindow(QMainWindow):
         self.confirm = self._confirm_dialog     # replaced in tests: (title, text) -> bool
         self.setWindowTitle("SCORE Studio")
         self.setObjectName("scoreStudioMainWindow")
-        reserve_ui_core()
         self.setAcceptDrops(True)
         self._embed_viewer()
         self.rater = RaterSession(self.score_viewer.get_labels, RecoveryStore(), self)
@@ -119,6 +120,7 @@ class MainWindow(QMainWindow):
             "segment_all": lambda: self.segmentation.segment_all(),
             "cancel": lambda: self.segmentation.cancel(),
             "rater": self.change_rater, "shortcuts": self.show_shortcuts, "quit": self.close,
+            "next_to_label": lambda: self.train_mode.next_to_label(), "accept_slice": self.accept_slice,
         }
         handlers.update({f"layout_{name}": (lambda n=name: self.set_layout(n)) for name in ("all", "working", "single")})
         handlers.update({f"mode_{mode}": (lambda m=mode: self.set_mode(m)) for mode in MODES})
@@ -133,13 +135,16 @@ class MainWindow(QMainWindow):
         self.qc_mode = QCMode(self)
         self.qc_page = self.qc_mode.page
         self.export = ExportMode()
+        self.train_mode = TrainMode(self)
+        self.longitudinal_mode = LongitudinalMode(self)
         # Parts that tests and scripts reach through the window.
         self.export_widget = self.export.widget
         self.areas_widget = self.annotate_page.areas_widget
         self.references_box = self.annotate_page.references_box
         self.save_state_label = self.annotate_page.save_state_label
         self.mode_pages = {"annotate": self.annotate_page, "segment": self.segment_mode.page, "qc": self.qc_page,
-                           "export": self.export.widget}
+                           "export": self.export.widget, "train": self.train_mode.page,
+                           "longitudinal": self.longitudinal_mode.widget}
         self.mode_tabs = mode_tab_widget(self.mode_pages, window_actions.icon)
         self.modes_dock = self._dock("Workflow", self.mode_tabs, Qt.RightDockWidgetArea)
         # napari's layer list and controls (opacity, blending, contrast) for fine control;
@@ -183,6 +188,9 @@ class MainWindow(QMainWindow):
         self.actions_by_name["cancel"].setEnabled(False)
         self.warm_up.progress.connect(self.statusBar().showMessage)
         self.warm_up.ready.connect(self._open_waiting)
+        self.study_opened.connect(self.train_mode.set_study)
+        self.study_opened.connect(self.longitudinal_mode.set_study)
+        self.scan_opened.connect(self.longitudinal_mode.follow)
 
     def _apply_style(self) -> None:
         from napari.qt import get_stylesheet
@@ -333,6 +341,16 @@ class MainWindow(QMainWindow):
     def compute_consensus(self) -> None:
         self.rater_workflow.compute_consensus()
 
+    def accept_slice(self) -> None:
+        """Accept the models' proposal on the slice on screen as it is."""
+        if self.scan is None:
+            return
+        index = self.current_slice()
+        if self.score_viewer.accept_slices([index]):
+            self.statusBar().showMessage(f"Slice {index + 1}: proposal accepted.", 5000)
+        else:
+            self.statusBar().showMessage(f"Slice {index + 1} is not an unreviewed proposal.", 5000)
+
     # ------------------------------------------------------------------------------------
     # Navigation, modes, layout
     # ------------------------------------------------------------------------------------
@@ -364,7 +382,7 @@ class MainWindow(QMainWindow):
             self.zoom_to_cord()
 
     def set_mode(self, mode: str) -> None:
-        """Switch the workflow mode (annotate, segment, qc, export)."""
+        """Switch the workflow mode (one of :data:`~score_studio.modes.MODES`)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {MODES}")
         self.mode_tabs.setCurrentIndex(MODES.index(mode))

@@ -102,6 +102,7 @@ class ScanOpener:
         window.study = study
         window.browser.set_study(study)
         window.export.stale = True
+        window.study_opened.emit(study)
         window.settings.add_recent(recent)
         window.settings.save()
         window.browser.select(target)        # opens it through scan_selected

@@ -106,6 +106,7 @@ class StudyBrowser(QWidget):
         for column, width in zip(range(1, len(COLUMNS)), (50, 40, 72, 40)):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
             header.resizeSection(column, width)
+        self.tree.setColumnHidden(COLUMNS.index("Next"), True)
         self.tree.currentItemChanged.connect(self._on_current)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -182,6 +183,7 @@ class StudyBrowser(QWidget):
             for place, row in enumerate(rank_scans(table).itertuples(index=False), start=1)}
         for item in self.scan_items():
             self._fill_state(item, item.data(0, ENTRY_ROLE))
+        self.tree.setColumnHidden(COLUMNS.index("Next"), not self._scan_ranks)   # room for names until ranked
 
     def refresh_entry(self, entry: ScanEntry) -> None:
         """Re-read one scan's state (after a save, segmentation or QC decision)."""

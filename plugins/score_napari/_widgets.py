@@ -397,21 +397,12 @@ class LongitudinalDock(QWidget):
         self._follow_scan()
 
     def _follow_scan(self) -> None:
-        entry = opened_entry(self.score_viewer)
-        widget = self.longitudinal
-        if entry is None or widget.study is None or entry.subject not in widget.study.subjects():
-            return
-        if widget.subject != entry.subject:
-            widget.set_subject(entry.subject)
         self._follow_slice(self.score_viewer.current_slice)
 
     def _follow_slice(self, index: int) -> None:
-        widget = self.longitudinal
-        if widget.table is None or widget.by != "slice" or index not in set(widget.table["slice"]):
-            return
         entry = opened_entry(self.score_viewer)
-        if entry is not None and entry.subject == widget.subject:
-            widget.set_position(int(index))
+        if entry is not None:
+            self.longitudinal.follow(entry.subject, index)
 
 
 class TrainDock(QWidget):

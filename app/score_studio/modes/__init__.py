@@ -3,14 +3,15 @@
 Examples
 --------
 >>> MODES
-('annotate', 'segment', 'qc', 'export')
+('annotate', 'segment', 'qc', 'export', 'train', 'longitudinal')
 """
 
 from __future__ import annotations
 
-MODES = ("annotate", "segment", "qc", "export")
-MODE_TITLES = {"annotate": "Annotate", "segment": "Segment", "qc": "QC", "export": "Export"}
-MODE_DOCK_WIDTHS = {"annotate": 400, "segment": 400, "qc": 560, "export": 640}
+MODES = ("annotate", "segment", "qc", "export", "train", "longitudinal")
+MODE_TITLES = {"annotate": "Annotate", "segment": "Segment", "qc": "QC", "export": "Export", "train": "Train",
+               "longitudinal": "Over time"}
+MODE_DOCK_WIDTHS = {"annotate": 400, "segment": 400, "qc": 560, "export": 640, "train": 480, "longitudinal": 720}
 """Dock width per mode: QC tiles and export plots need more room than the annotation tools."""
 
 
@@ -29,4 +30,18 @@ def mode_tab_widget(pages: dict, icon) -> "QTabWidget":  # noqa: F821 (Qt import
         tabs.addTab(pages[mode], icon(spec.icon), MODE_TITLES[mode])
         tabs.setTabToolTip(tabs.count() - 1, spec.tooltip())
     tabs.tabBar().hide()
+    # A tab widget is as wide as its widest page (the over-time panes, the train plot):
+    # only the page on show may ask for room, so every mode gets its own dock width.
+    tabs.currentChanged.connect(lambda _index: _only_current_page_sized(tabs))
+    _only_current_page_sized(tabs)
     return tabs
+
+
+def _only_current_page_sized(tabs) -> None:
+    from qtpy.QtWidgets import QSizePolicy
+
+    for index in range(tabs.count()):
+        page = tabs.widget(index)
+        policy = QSizePolicy.Preferred if index == tabs.currentIndex() else QSizePolicy.Ignored
+        page.setSizePolicy(policy, policy)
+    tabs.updateGeometry()

@@ -7,9 +7,6 @@ from pathlib import Path
 import numpy as np
 from qtpy.QtWidgets import QScrollArea
 
-from score_gui.editing import PROPOSED
-from score_gui.labels import LabelMap
-
 from score_studio.segmentation_panel import AUTOMATIC_SOURCE, ScanSegmentation, SegmentationPanel
 
 
@@ -45,7 +42,7 @@ class SegmentMode:
         if disagreement is not None:
             window.score_viewer.add_overlay("disagreement", np.asarray(disagreement))
         if self.panel.result_use == "labels":
-            editable = LabelMap(labels.dseg.copy(), None if labels.lesion is None else labels.lesion.copy(),
-                                set(labels.labelled), who=window.rater_workflow.my_source)
-            window.score_viewer.set_labels(editable, provenance=PROPOSED)
-            window.rater.mark_dirty()
+            # A proposal on the slices the rater has not drawn (one undo step), marked until
+            # edited or accepted; the rater's own slices are kept.
+            if window.score_viewer.propose(labels):
+                window.rater.mark_dirty()

@@ -611,6 +611,17 @@ class LongitudinalWidget(QWidget):
         self._show_panes()
         self.position_changed.emit(position)
 
+    def follow(self, subject: str, slice_index: int | None = None) -> None:
+        """Follow the scan on screen elsewhere: show ``subject`` (when it is in the study) and,
+        per slice, ``slice_index`` (when its sessions have it)."""
+        if self.study is None or subject not in self.study.subjects():
+            return
+        if self.subject != subject:
+            self.set_subject(subject)
+        if slice_index is not None and self.table is not None and self.by == "slice" \
+                and int(slice_index) in set(self.table["slice"]):
+            self.set_position(int(slice_index))
+
     # -- data -------------------------------------------------------------------------------
     def _load(self, subject: str) -> None:
         errors: dict[str, str] = {}

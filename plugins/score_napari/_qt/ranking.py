@@ -81,7 +81,7 @@ class RankingPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.next_button = QPushButton("Next slice to label")
-        self.next_button.setToolTip("Open the most useful slice still unlabelled (N)")
+        self.next_button.setToolTip("Open the most useful slice still unlabelled (Ctrl+L in the application)")
         self.next_button.setEnabled(False)
         self.next_button.clicked.connect(self.next_slice)
         self.progress_bar = QProgressBar()
@@ -226,7 +226,7 @@ class RankingPanel(QWidget):
         self.show_ranking(table)
         self.progress_bar.setValue(self.progress_bar.maximum())
         self.message_label.setText(f"{len(table)} unlabelled slices ranked. "
-                                   "Next slice to label (N) opens the most useful one.")
+                                   "Next slice to label opens the most useful one.")
         self.ranked.emit(table)
 
     def _on_finished(self) -> None:

@@ -48,6 +48,7 @@ from score_napari._qt.layout import LAYOUTS, PaneLayout  # noqa: F401
 from score_napari._qt.loading import LayerLoader
 from score_napari._qt.painting import TOOLS, LabelsEditing  # noqa: F401
 from score_napari._qt.panes import Pane, PanePool, pane_images
+from score_napari._qt.proposals import ProposalMarker
 
 
 class ScoreViewer:
@@ -76,6 +77,7 @@ class ScoreViewer:
     labels_changed = Signal()
     slice_changed = Signal(int)
     scan_loaded = Signal()
+    labels_style_changed = Signal(bool)      # my labels drawn as outlines (True) or filled
     tool_changed = Signal(str)
     label_value_changed = Signal(int)
     brush_size_changed = Signal(int)
@@ -101,6 +103,11 @@ class ScoreViewer:
         compat.memoize_grid_layout(viewer)
         compat.skip_repeated_slicing(viewer)
         viewer.dims.events.current_step.connect(self._on_step)
+        # Outlines of other sources stay a screen pixel or two wide at any zoom.
+        camera = viewer.scene.camera
+        camera.events.zoom.connect(lambda _event: self.reference_layers.fit_line_width(camera.zoom))
+        self.editing.extra_keys["O"] = self.toggle_outline
+        self.proposal_marker = ProposalMarker(self)
 
     # ------------------------------------------------------------------------------------
     # Loading
@@ -141,6 +148,8 @@ class ScoreViewer:
         self.loader.load_layers(scan, specs, reuse)
         if reuse and not same_grid:
             self.reference_layers.resize_spares()
+        if reuse:
+            self.reference_layers.place()
         if labels is not None:
             self.set_labels(labels)
         elif reuse:
@@ -230,6 +239,25 @@ class ScoreViewer:
         self.pool.refresh_labels()
         self.labels_changed.emit()
 
+    def propose(self, proposal: LabelMap, replace_drawn: bool = False) -> bool:
+        """The models' labels into the working labels as a proposal, as one undo step.
+
+        Slices the rater has labelled are kept unless ``replace_drawn``; the proposed ones
+        stay marked (:class:`~score_napari._qt.proposals.ProposalMarker`) until edited or
+        accepted. Returns whether any slice was proposed.
+        """
+        self._require_scan()
+        key = self.editor.propose(proposal, replace_drawn=replace_drawn)
+        self.editing.edited(key)
+        return key is not None
+
+    def accept_slices(self, slices) -> list[int]:
+        """Accept the proposals of ``slices`` as they are (``proposed-accepted``); returns those accepted."""
+        accepted = self.editor.accept(slices)
+        if accepted:
+            self.labels_changed.emit()
+        return accepted
+
     def get_labels(self) -> LabelMap:
         """The labels as drawn: dseg and lesion map (split back from the overlay)."""
         self._require_scan()
@@ -305,6 +333,15 @@ class ScoreViewer:
     @contours.setter
     def contours(self, value: bool) -> None:
         self.style.set(contours=value)
+        self.labels_style_changed.emit(self.style.contours)
+
+    def toggle_outline(self) -> None:
+        """The O key: my labels as a translucent fill or as outlines."""
+        self.contours = not self.contours
+
+    def set_reference_opacity(self, opacity: float) -> None:
+        """Opacity of every other source's outlines (0 to 1)."""
+        self.reference_layers.set_opacity(opacity)
 
     @property
     def labels_visible(self) -> bool:
