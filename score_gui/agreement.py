@@ -45,10 +45,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from score_gui.areas import _load_label_volume, passed
-from score_gui.naming import parse_label_name
-from score_gui.labels import LABELLED_STRUCTURE_KEYS, LabelMap, read_sidecar_labels
+from score_gui.areas import passed
+from score_gui.labels import LABELLED_STRUCTURE_KEYS, LabelMap, load_label_volume, read_sidecar_labels
 from score_gui.metrics import COMPARTMENTS, NORMAL_APPEARING, compare_labels
+from score_gui.naming import parse_label_name
 from score_gui.progress import Progress, drain
 
 AGREEMENT_COMPARTMENTS = COMPARTMENTS + NORMAL_APPEARING
@@ -62,11 +62,11 @@ _RUN = re.compile(r"_run-([A-Za-z0-9]+)")
 def read_label_file(dseg_path) -> tuple[LabelMap, tuple[float, float], np.ndarray]:
     """A label map from file, slices first ``[S, X, Y]`` (no scan needed); spacing; affine."""
     dseg_path = Path(dseg_path)
-    img, data = _load_label_volume(dseg_path, "label map")
+    img, data = load_label_volume(dseg_path, "label map")
     lesion_file = Path(str(dseg_path).replace("_dseg.nii", "_lesion.nii"))
     lesion = None
     if lesion_file != dseg_path and lesion_file.exists():
-        _limg, les = _load_label_volume(lesion_file, "lesion map")
+        _limg, les = load_label_volume(lesion_file, "lesion map")
         lesion = np.moveaxis(les > 0, 2, 0).astype(np.uint8)
     meta = read_sidecar_labels(dseg_path)
     labelled = set(meta) if meta is not None else set(LABELLED_STRUCTURE_KEYS) - (
@@ -159,7 +159,7 @@ def study_agreement_job(study, qc=None) -> Generator[Progress, None, pd.DataFram
     tables = []
     for done, entry in enumerate(scans, start=1):
         first = entry.dseg_path(entry.label_sources()[0])
-        n_slices = _load_label_volume(first, "label map")[1].shape[2]
+        n_slices = load_label_volume(first, "label map")[1].shape[2]
         tables.append(scan_agreement(entry, qc, _scan_levels(entry.path, n_slices)))
         yield Progress(done, len(scans), entry.stem, started)
     tables = [t for t in tables if len(t)]

@@ -31,7 +31,7 @@ import pandas as pd
 
 from score_gui.atomic import atomic_path
 from score_gui.errors import ScoreInputError
-from score_gui.labels import LABELLED_STRUCTURE_KEYS
+from score_gui.labels import LABELLED_STRUCTURE_KEYS, load_label_volume
 from score_gui.naming import LabelFileName, parse_label_name  # noqa: F401  (LabelFileName: re-exported)
 from score_gui.progress import Progress
 
@@ -145,26 +145,6 @@ QC_TSV_COLUMNS = ["subject", "session", "scan", "slice", "source", "status", "re
 QcMap = dict[int, tuple[str, str]]
 
 
-def _load_label_volume(path: Path, kind: str) -> tuple[_nib.Nifti1Image, np.ndarray]:
-    """Read a 3D label volume ``(X, Y, S)`` with one-line errors (no orientation change)."""
-    from score_gui.scan import load_nifti
-
-    img, data = load_nifti(path)
-    data = np.asarray(data)
-    while data.ndim > 3 and data.shape[-1] == 1:
-        data = data[..., 0]
-    if data.ndim == 2:
-        data = data[..., None]
-    if data.ndim != 3:
-        raise ScoreInputError(path, f"expected a 3D {kind} (X, Y, S), got shape {tuple(data.shape)}")
-    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
-        raise ScoreInputError(path, f"unsupported voxel type {data.dtype} for a {kind}")
-    if data.dtype.kind == "f":
-        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
-            raise ScoreInputError(path, f"{kind} contains non-integer values")
-    return img, data
-
-
 @dataclass
 class LabelFiles:
     """A dseg and its lesion map as read and checked by :func:`read_label_files` (file grid X, Y, S)."""
@@ -211,14 +191,14 @@ def read_label_files(dseg_path: str | Path, lesion_path: str | Path | None = Non
     from score_gui.labels import check_label_values
 
     dseg_path = Path(dseg_path)
-    img, data = _load_label_volume(dseg_path, "label map")
+    img, data = load_label_volume(dseg_path, "label map")
     check_label_values(dseg_path, data, "label map", slice_axis=2)
     if lesion_path is None and find_lesion:
         lesion_path = beside_lesion(dseg_path)
     lesion = None
     if lesion_path is not None:
         lesion_path = Path(lesion_path)
-        lesion_img, lesion = _load_label_volume(lesion_path, "lesion map")
+        lesion_img, lesion = load_label_volume(lesion_path, "lesion map")
         if lesion.shape != data.shape:
             raise ScoreInputError(lesion_path, f"lesion grid {lesion.shape} does not match the "
                                                f"label map's {data.shape}")

@@ -294,26 +294,34 @@ def check_who(who: str) -> str:
     return who
 
 
-def _label_volume(path: Path, scan: Scan, kind: str) -> np.ndarray:
+def load_label_volume(path: str | Path, kind: str = "label map"):
+    """Read a 3D label volume ``(X, Y, S)`` on its file grid: ``(image, data)``, checked for a
+    3D integer-valued numeric volume (a 2D file is one slice), with one-line errors."""
+    path = Path(path)
     img, data = load_nifti(path)
     data = np.asarray(data)
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
-    if data.ndim == 2 and scan.n_slices == 1:
+    if data.ndim == 2:
         data = data[..., None]
     if data.ndim != 3:
         raise ScoreInputError(path, f"expected a 3D {kind} (X, Y, S), got shape {tuple(data.shape)}")
-    if tuple(data.shape) != scan.file_shape:
-        raise ScoreInputError(path, f"{kind} grid {tuple(data.shape)} does not match the scan's "
-                                    f"{scan.file_shape}")
-    if not np.allclose(img.affine, scan.affine, atol=1e-3):
-        raise ScoreInputError(path, f"{kind} affine differs from the scan's (another grid)")
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
         raise ScoreInputError(path, f"unsupported voxel type {data.dtype} for a {kind}")
     if not np.all(np.isfinite(data)):
         raise ScoreInputError(path, f"{kind} contains NaN or Inf values")
     if np.any(data != np.round(data)):
         raise ScoreInputError(path, f"{kind} contains non-integer values")
+    return img, data
+
+
+def _label_volume(path: Path, scan: Scan, kind: str) -> np.ndarray:
+    img, data = load_label_volume(path, kind)
+    if tuple(data.shape) != scan.file_shape:
+        raise ScoreInputError(path, f"{kind} grid {tuple(data.shape)} does not match the scan's "
+                                    f"{scan.file_shape}")
+    if not np.allclose(img.affine, scan.affine, atol=1e-3):
+        raise ScoreInputError(path, f"{kind} affine differs from the scan's (another grid)")
     return scan.to_display_grid(data)
 
 
