@@ -468,12 +468,19 @@ def write_areas_table(table: pd.DataFrame, path: str | Path) -> Path:
     """
     path = Path(path)
     if path.suffix.lower() == ".xlsx":
-        with atomic_path(path) as tmp:
-            with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-                table[COLUMNS].to_excel(writer, sheet_name="areas", index=False)
-                summary_table(table).to_excel(writer, sheet_name="summary", index=False)
+        write_workbook(path, {"areas": table[COLUMNS], "summary": summary_table(table)})
     else:
         write_areas_csv(table, path)
+    return path
+
+
+def write_workbook(path: str | Path, sheets: dict[str, pd.DataFrame]) -> Path:
+    """Write an Excel workbook atomically, one sheet per table, in the order given."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
+            for name, sheet in sheets.items():
+                sheet.to_excel(writer, sheet_name=name, index=False)
     return path
 
 

@@ -37,7 +37,7 @@ from score_studio.rater_workflow import RaterWorkflow
 from score_studio.references import ReferenceLabels
 from score_studio.settings import AppSettings
 from score_studio.shortcuts import ACTIONS, ShortcutsDialog
-from score_studio.status import describe_voxel, voxel_at, window_title
+from score_studio.status import describe_position, window_title
 from score_studio.study_browser import StudyBrowser
 from score_studio.warm_up import ViewerWarmUp
 
@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
             "segment_all": lambda: self.segmentation.segment_all(),
             "cancel": lambda: self.segmentation.cancel(),
             "rater": self.change_rater, "shortcuts": self.show_shortcuts, "quit": self.close,
-            "next_to_label": lambda: self.train_mode.next_to_label(), "accept_slice": self.accept_slice,
+            "next_to_label": lambda: self.train_mode.next_to_label(), "accept_slice": self.rater_workflow.accept_slice,
         }
         handlers.update({f"layout_{name}": (lambda n=name: self.set_layout(n)) for name in ("all", "working", "single")})
         handlers.update({f"mode_{mode}": (lambda m=mode: self.set_mode(m)) for mode in MODES})
@@ -188,8 +188,8 @@ class MainWindow(QMainWindow):
         self.actions_by_name["cancel"].setEnabled(False)
         self.warm_up.progress.connect(self.statusBar().showMessage)
         self.warm_up.ready.connect(self._open_waiting)
-        self.study_opened.connect(self.train_mode.set_study)
-        self.study_opened.connect(self.longitudinal_mode.set_study)
+        for mode in (self.train_mode, self.longitudinal_mode):
+            self.study_opened.connect(mode.set_study)
         self.scan_opened.connect(self.longitudinal_mode.follow)
 
     def _apply_style(self) -> None:
@@ -302,7 +302,7 @@ class MainWindow(QMainWindow):
             self.qc_mode.refresh()
 
     def study_entries(self) -> list[ScanEntry]:
-        return list(self.study.scans) if self.study is not None else []
+        return list(self.study.scans) if self.study else []
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
@@ -340,16 +340,6 @@ class MainWindow(QMainWindow):
 
     def compute_consensus(self) -> None:
         self.rater_workflow.compute_consensus()
-
-    def accept_slice(self) -> None:
-        """Accept the models' proposal on the slice on screen as it is."""
-        if self.scan is None:
-            return
-        index = self.current_slice()
-        if self.score_viewer.accept_slices([index]):
-            self.statusBar().showMessage(f"Slice {index + 1}: proposal accepted.", 5000)
-        else:
-            self.statusBar().showMessage(f"Slice {index + 1} is not an unreviewed proposal.", 5000)
 
     # ------------------------------------------------------------------------------------
     # Navigation, modes, layout
@@ -420,18 +410,9 @@ class MainWindow(QMainWindow):
         self.status_rater.setText(f"rater{rater}" if rater else "not identified: labels are not saved")
         self.annotate_page.show_rater(rater, self.rater)
 
-    def pixel_under(self, position) -> tuple[int, int, int] | None:
-        """(slice, row, col) of a world position, or None outside the scan."""
-        if self.scan is None or position is None:
-            return None
-        layer = self.score_viewer.master      # None before the panes exist
-        coords = layer.world_to_data(position) if layer is not None else position
-        return voxel_at(self.scan, coords, self.current_slice())
-
     def describe_pixel(self, position) -> str:
         """Status bar text: slice, level, pixel, mm position, intensities, label under the mouse."""
-        where = self.pixel_under(position)
-        return "" if where is None else describe_voxel(self.scan, where, self.averages, self.score_viewer.get_labels())
+        return describe_position(self, position)
 
     def _update_position(self, event=None) -> None:
         self.position_label.setText(self.describe_pixel(self.viewer.cursor.position))

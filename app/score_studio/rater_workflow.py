@@ -122,3 +122,14 @@ class RaterWorkflow:
         window.browser.refresh_entry(window.entry)
         window.statusBar().showMessage(f"Consensus of {len(window.entry.raters())} raters saved (desc-consensus)",
                                        6000)
+
+    def accept_slice(self) -> None:
+        """Accept the models' proposal on the slice on screen as it is (Ctrl+Enter)."""
+        window = self.window
+        if window.scan is None:
+            return
+        index = window.current_slice()
+        if window.score_viewer.accept_slices([index]):
+            window.statusBar().showMessage(f"Slice {index + 1}: proposal accepted.", 5000)
+        else:
+            window.statusBar().showMessage(f"Slice {index + 1} is not an unreviewed proposal.", 5000)

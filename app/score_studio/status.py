@@ -45,6 +45,17 @@ def describe_voxel(scan: Scan, where: tuple[int, int, int], averages: dict[str, 
             f"{r * dy:.1f}, {c * dx:.1f} mm  |  {values}  |  {label}")
 
 
+def describe_position(window, position) -> str:
+    """Status bar text for a world position over the window's viewer ("" outside the scan)."""
+    if window.scan is None or position is None:
+        return ""
+    layer = window.score_viewer.master      # None before the panes exist
+    coords = layer.world_to_data(position) if layer is not None else position
+    where = voxel_at(window.scan, coords, window.current_slice())
+    return "" if where is None else describe_voxel(window.scan, where, window.averages,
+                                                   window.score_viewer.get_labels())
+
+
 def window_title(entry, study) -> str:
     """``<scan> - <study> - SCORE Studio`` (the study named when it has several scans)."""
     parts = ["SCORE Studio"]

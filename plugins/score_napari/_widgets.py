@@ -369,7 +369,22 @@ class ExportDock(QWidget):
             self.export_widget.set_current_scan(entry.stem)
 
 
-class LongitudinalDock(QWidget):
+class _StudyDock(QWidget):
+    """A dock of one panel under a :class:`StudyChooser` (the study of the scan on screen)."""
+
+    def __init__(self, napari_viewer: Viewer):
+        super().__init__()
+        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
+        self.chooser = StudyChooser(self.score_viewer)
+        self._layout = QVBoxLayout(self)
+        self._layout.addWidget(self.chooser)
+
+    def _add_panel(self, panel: QWidget) -> QWidget:
+        self._layout.addWidget(panel, 1)
+        return panel
+
+
+class LongitudinalDock(_StudyDock):
     """The longitudinal view in plain napari: the subject of the scan on screen over its
     sessions (the same slice side by side, the area plot with the scan-rescan band); it
     follows the scan and slice on screen."""
@@ -377,13 +392,8 @@ class LongitudinalDock(QWidget):
     def __init__(self, napari_viewer: Viewer):
         from score_napari._qt.longitudinal import LongitudinalWidget
 
-        super().__init__()
-        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
-        self.chooser = StudyChooser(self.score_viewer)
-        self.longitudinal = LongitudinalWidget()
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.chooser)
-        layout.addWidget(self.longitudinal, 1)
+        super().__init__(napari_viewer)
+        self.longitudinal = self._add_panel(LongitudinalWidget())
         self.chooser.study_chosen.connect(self._set_study)
         self.score_viewer.scan_loaded.connect(self._follow_scan)
         self.score_viewer.slice_changed.connect(self._follow_slice)
@@ -405,25 +415,20 @@ class LongitudinalDock(QWidget):
             self.longitudinal.follow(entry.subject, index)
 
 
-class TrainDock(QWidget):
+class TrainDock(_StudyDock):
     """Train mode in plain napari: a model set of the study of the scan on screen (or a
     chosen study folder), learnt from its raters' labels; the Segment dock then offers it."""
 
     def __init__(self, napari_viewer: Viewer):
         from score_napari._qt.train_widget import TrainPanel
 
-        super().__init__()
-        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
-        self.chooser = StudyChooser(self.score_viewer)
-        self.train_panel = TrainPanel()
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.chooser)
-        layout.addWidget(self.train_panel, 1)
+        super().__init__(napari_viewer)
+        self.train_panel = self._add_panel(TrainPanel())
         self.chooser.study_chosen.connect(self.train_panel.set_study)
         self.chooser._follow_scan()
 
 
-class RankingDock(QWidget):
+class RankingDock(_StudyDock):
     """Which slices to label next, in plain napari: the rater's unlabelled slices of the
     study ranked by the models' uncertainty; "Next slice to label" opens the scan with the
     rater's labels (to draw on) at that slice."""
@@ -431,20 +436,15 @@ class RankingDock(QWidget):
     def __init__(self, napari_viewer: Viewer):
         from score_napari._qt.ranking import RankingPanel
 
-        super().__init__()
-        self.score_viewer = score_viewer_for(_unwrap(napari_viewer))
+        super().__init__(napari_viewer)
         self._study = None
-        self.chooser = StudyChooser(self.score_viewer)
         self.rater = QLineEdit("A")
         self.rater.setPlaceholderText("rater ID whose labels are missing (e.g. A)")
         self.rater.editingFinished.connect(lambda: self.panel.reload())
-        self.panel = RankingPanel(self.study, self.rater_id)
         form = QFormLayout()
         form.addRow("Rater:", self.rater)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.chooser)
-        layout.addLayout(form)
-        layout.addWidget(self.panel, 1)
+        self._layout.addLayout(form)
+        self.panel = self._add_panel(RankingPanel(self.study, self.rater_id))
         self.chooser.study_chosen.connect(lambda _root: self.panel.reload())
         self.panel.open_slice.connect(self.show_slice)
         self.chooser._follow_scan()

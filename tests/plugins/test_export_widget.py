@@ -10,8 +10,8 @@ import pytest
 from qtpy.QtCore import QSize
 from qtpy.QtGui import QColor, QImage
 
-from score_napari._qt.export_widget import (PLOT_COLORS, ExportWidget, area_profiles, box_stats,
-                                                    nice_ticks)
+from score_napari._qt.export_widget import ExportWidget
+from score_napari._qt.plots import PLOT_COLORS, area_profiles, box_stats, nice_ticks
 from score_gui.areas import AREA_COLUMNS, COLUMNS
 from score_gui.labels import LabelMap, write_labels
 from score_gui.qc.log import Decision, QCLog

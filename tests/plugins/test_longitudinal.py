@@ -19,8 +19,9 @@ from score_gui.longitudinal import CHANGE_COLUMNS, subject_series
 from score_gui.phantom import make_study
 from score_gui.qc.log import Decision, QCLog
 from score_gui.study import Study
-from score_napari._qt.export_widget import PLOT_COLORS
-from score_napari._qt.longitudinal import BEYOND_COLOR, LongitudinalWidget, plot_frame
+from score_napari._qt.plots import PLOT_COLORS
+from score_napari._qt.longitudinal import LongitudinalWidget
+from score_napari._qt.longitudinal_views import BEYOND_COLOR, plot_frame
 from tests.score_gui.test_longitudinal import write_edit
 
 pytestmark = pytest.mark.gui

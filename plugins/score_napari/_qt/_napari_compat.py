@@ -1,23 +1,20 @@
 """Every use of napari's and vispy's private attributes by SCORE, in one module.
 
-SCORE's viewer (:mod:`score_napari._qt.viewer_controller`) puts 22-33 layers in one
-napari grid and edits one shared array from 11 labels layers. napari 0.9 has no public
-API for some of that and is slow for the rest, so the viewer patches napari here, and
-only here. The rules:
+SCORE's viewer (:mod:`score_napari._qt.viewer_controller`) puts 22-33 layers in one napari grid
+and edits one shared array from 11 labels layers; napari 0.9 has no public API for some of that
+and is slow for the rest, so the viewer patches napari here, and only here. The rules:
 
 - A patch is applied explicitly, by the :class:`~score_napari._qt.viewer_controller.ScoreViewer`
   that needs it, to its own viewer and layers: never at import, never to other viewers
   (a plain napari viewer in the same process keeps napari's behaviour).
-- Every patch is a :class:`Patch` in :data:`PATCHES` with its reason and the private
-  attributes it relies on. It is applied only when napari is the version it was
-  written for (:data:`WRITTEN_FOR`) and every one of those attributes is there;
-  otherwise the caller gets napari's own behaviour (slower, or, for the paint hook,
-  painting without nesting rules and with napari's own undo) and one warning says so.
-  ``SCORE_NAPARI_PATCHES=force`` applies them on another napari version (their
-  attributes still checked); ``SCORE_NAPARI_PATCHES=off`` or a comma list of patch
-  names turns patches off (to measure what they save: ``benchmarks/bench_app.py``).
-- ``tests/plugins/test_napari_compat.py`` checks, per patch, that every attribute it
-  relies on exists in the installed napari and that the patch still has its effect.
+- Every patch is a :class:`Patch` in :data:`PATCHES` with its reason and the private attributes
+  it relies on. It is applied only on the napari series it was written for (:data:`WRITTEN_FOR`)
+  and when all those attributes exist; otherwise the caller gets napari's own behaviour (slower,
+  or, for the paint hook, painting without nesting rules and with napari's undo) and one warning.
+  ``SCORE_NAPARI_PATCHES=force`` applies them on another napari version (their attributes still
+  checked); ``=off`` or a comma list of names turns them off (``benchmarks/bench_app.py``).
+- ``tests/plugins/test_napari_compat.py`` checks, per patch, that its attributes exist in the
+  installed napari and that it still has its effect.
 
 Examples
 --------

@@ -159,7 +159,7 @@ class AnnotationWidget(QWidget):
         self.reference_opacity.setRange(0, 100)
         self.reference_opacity.setValue(round(100 * self.score_viewer.reference_layers.opacity))
         self.reference_opacity.setToolTip("Opacity of the other sources' outlines")
-        self.reference_opacity.valueChanged.connect(lambda v: self.score_viewer.set_reference_opacity(v / 100))
+        self.reference_opacity.valueChanged.connect(lambda v: self.score_viewer.reference_layers.set_opacity(v / 100))
         others.addWidget(self.reference_opacity, 1)
         column.addLayout(others)
         return box

@@ -153,6 +153,24 @@ class LabelsEditing:
         self.pool.refresh_labels_region(key)
         self.signals.labels_changed.emit()
 
+    def propose(self, proposal, replace_drawn: bool = False) -> bool:
+        """The models' labels into the working labels as a proposal, as one undo step.
+
+        Slices the rater has labelled are kept unless ``replace_drawn``; the proposed ones
+        stay marked (:class:`~score_napari._qt.proposals.ProposalMarker`) until edited or
+        accepted. Returns whether any slice was proposed.
+        """
+        key = self.editor.propose(proposal, replace_drawn=replace_drawn)
+        self.edited(key)
+        return key is not None
+
+    def accept(self, slices) -> list[int]:
+        """Accept the proposals of ``slices`` as they are (``proposed-accepted``); returns those accepted."""
+        accepted = self.editor.accept(slices)
+        if accepted:
+            self.signals.labels_changed.emit()
+        return accepted
+
     def undo(self) -> None:
         """Undo the last stroke, fill, polygon or copy (whatever structure it touched)."""
         self.edited(self.editor.undo())

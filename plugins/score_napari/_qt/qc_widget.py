@@ -26,16 +26,16 @@ the failed or the suggested ones. Progress (reviewed/total) is shown per scan an
 
 from __future__ import annotations
 
-import numpy as np
 from qtpy.QtCore import QSize, Qt, Signal
-from qtpy.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPainter, QPixmap
-from qtpy.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QListView,
-                            QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
+from qtpy.QtGui import QBrush, QColor, QIcon
+from qtpy.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QPushButton,
+                            QVBoxLayout, QWidget)
 
 from score_gui.errors import ScoreInputError
-from score_gui.qc.log import REASONS, Decision, QCLog, is_image_level
+from score_gui.qc.log import Decision, QCLog, is_image_level
 from score_gui.qc.report import STATUS_COLORS, thumbnail_rgb
 from score_gui.study import Study
+from score_napari._qt.qc_tiles import ReasonPanel, tile_caption, tile_pixmap, tile_tooltip
 
 FILTERS = ("all", "unreviewed", "failed", "suggested")
 AVERAGES = ("6-8", "1-5", "all")
@@ -55,87 +55,6 @@ def study_sources(study) -> list[str]:
     """
     found = {who for entry in study.scans for who in entry.label_sources()}
     return sorted(found, key=lambda who: (who != "score", who != "consensus", not who.startswith("rater"), who))
-
-
-def rgb_to_qimage(rgb: np.ndarray) -> QImage:
-    """An RGB uint8 array as a QImage that owns its data."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
-
-
-class ReasonPanel(QFrame):
-    """Inline panel asking why a slice fails: keys 1-6 pick a reason, Enter records."""
-
-    chosen = Signal(str, str)  # reason, comment
-    cancelled = Signal()
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setFrameShape(QFrame.StyledPanel)
-        self.title = QLabel()
-        self.reasons = QListWidget()
-        self.reasons.setObjectName("qc-reasons")
-        for number, reason in enumerate(REASONS, start=1):
-            self.reasons.addItem(f"{number}  {reason.replace('_', ' ')}")
-        self.reasons.setMaximumHeight(self.reasons.sizeHintForRow(0) * len(REASONS) + 8)
-        self.comment = QLineEdit()
-        self.comment.setPlaceholderText("optional comment (Tab here, Enter records)")
-        record = QPushButton("Record fail (Enter)")
-        cancel = QPushButton("Cancel (Esc)")
-        record.clicked.connect(self.accept)
-        cancel.clicked.connect(self.cancel)
-        self.comment.returnPressed.connect(self.accept)
-        buttons = QHBoxLayout()
-        buttons.addWidget(record)
-        buttons.addWidget(cancel)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.title)
-        layout.addWidget(self.reasons)
-        layout.addWidget(self.comment)
-        layout.addLayout(buttons)
-        self.reasons.installEventFilter(self)
-        self.comment.installEventFilter(self)
-        self.hide()
-
-    def ask(self, slice_label: str, suggested: str | None = None) -> None:
-        self.title.setText(f"<b>Why does {slice_label} fail?</b> Press 1-6.")
-        self.comment.clear()
-        self.reasons.setCurrentRow(REASONS.index(suggested) if suggested in REASONS else -1)
-        self.show()
-        self.reasons.setFocus()
-
-    def reason(self) -> str | None:
-        row = self.reasons.currentRow()
-        return REASONS[row] if 0 <= row < len(REASONS) else None
-
-    def accept(self) -> None:
-        if self.reason() is None:
-            self.title.setText("<b>Pick a reason first</b> (1-6).")
-            self.reasons.setFocus()
-            return
-        self.hide()
-        self.chosen.emit(self.reason(), self.comment.text().strip())
-
-    def cancel(self) -> None:
-        self.hide()
-        self.cancelled.emit()
-
-    def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
-        if event.type() != event.Type.KeyPress:
-            return False
-        key = event.key()
-        if key == Qt.Key_Escape:
-            self.cancel()
-            return True
-        if obj is self.reasons:
-            if Qt.Key_1 <= key <= Qt.Key_1 + len(REASONS) - 1:
-                self.reasons.setCurrentRow(key - Qt.Key_1)
-                return True
-            if key in (Qt.Key_Return, Qt.Key_Enter):
-                self.accept()
-                return True
-        return False
 
 
 class QCWidget(QWidget):
@@ -342,41 +261,13 @@ class QCWidget(QWidget):
                             size=self.tile_size)
         status, reason = self._status.get(s, ("unreviewed", ""))
         hints = self.hints(s)
-        pixmap = QPixmap.fromImage(rgb_to_qimage(rgb))
-        painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.Antialiasing)
-        if status != "unreviewed":
-            pen = painter.pen()
-            pen.setColor(QColor(STATUS_COLORS[status]))
-            pen.setWidth(8)
-            painter.setPen(pen)
-            painter.drawRect(0, 0, pixmap.width() - 1, pixmap.height() - 1)
-        if hints:  # orange badge with the number of suggestions
-            painter.setPen(Qt.NoPen)
-            painter.setBrush(QBrush(QColor("#e08a00")))
-            painter.drawEllipse(pixmap.width() - 30, 6, 24, 24)
-            painter.setPen(QColor("white"))
-            font = QFont()
-            font.setBold(True)
-            painter.setFont(font)
-            painter.drawText(pixmap.width() - 30, 6, 24, 24, Qt.AlignCenter, str(len(hints)))
-        painter.end()
+        pixmap = tile_pixmap(rgb, status, len(hints))
         icon = QIcon(pixmap)
         icon.addPixmap(pixmap, QIcon.Selected)  # no selection tint over the image
         item.setIcon(icon)
-        level = self._scan.level(s)
-        text = f"{s}" + (f" · {level}" if level else "") + f" · {status}"
-        if reason:
-            text += f": {reason.replace('_', ' ')}"
-        if is_image_level(status, reason):
-            text += " (image)"
-        item.setText(text)
+        item.setText(tile_caption(s, self._scan.level(s), status, reason))
         item.setForeground(QBrush(QColor(STATUS_COLORS[status] if status != "unreviewed" else "#dddddd")))
-        tip = [f"slice {s}: {status}" + (f" ({reason})" if reason else "")]
-        if is_image_level(status, reason):
-            tip.append("an image-level fail: the slice fails for every label source of this scan")
-        tip += [f"suggestion: {h}" for h in hints]
-        item.setToolTip("\n".join(tip))
+        item.setToolTip(tile_tooltip(s, status, reason, hints))
 
     # -- state ----------------------------------------------------------------------------
     def hints(self, slice_index: int) -> list:

@@ -106,7 +106,7 @@ class ScoreViewer:
         # Outlines of other sources stay a screen pixel or two wide at any zoom.
         camera = viewer.scene.camera
         camera.events.zoom.connect(lambda _event: self.reference_layers.fit_line_width(camera.zoom))
-        self.editing.extra_keys["O"] = self.toggle_outline
+        self.editing.extra_keys["O"] = lambda: setattr(self, "contours", not self.contours)   # fill / outline
         self.proposal_marker = ProposalMarker(self)
 
     # ------------------------------------------------------------------------------------
@@ -240,23 +240,13 @@ class ScoreViewer:
         self.labels_changed.emit()
 
     def propose(self, proposal: LabelMap, replace_drawn: bool = False) -> bool:
-        """The models' labels into the working labels as a proposal, as one undo step.
-
-        Slices the rater has labelled are kept unless ``replace_drawn``; the proposed ones
-        stay marked (:class:`~score_napari._qt.proposals.ProposalMarker`) until edited or
-        accepted. Returns whether any slice was proposed.
-        """
+        """The models' labels as a proposal (:meth:`LabelsEditing.propose`)."""
         self._require_scan()
-        key = self.editor.propose(proposal, replace_drawn=replace_drawn)
-        self.editing.edited(key)
-        return key is not None
+        return self.editing.propose(proposal, replace_drawn)
 
     def accept_slices(self, slices) -> list[int]:
-        """Accept the proposals of ``slices`` as they are (``proposed-accepted``); returns those accepted."""
-        accepted = self.editor.accept(slices)
-        if accepted:
-            self.labels_changed.emit()
-        return accepted
+        """Accept proposals as they are (:meth:`LabelsEditing.accept`)."""
+        return self.editing.accept(slices)
 
     def get_labels(self) -> LabelMap:
         """The labels as drawn: dseg and lesion map (split back from the overlay)."""
@@ -334,14 +324,6 @@ class ScoreViewer:
     def contours(self, value: bool) -> None:
         self.style.set(contours=value)
         self.labels_style_changed.emit(self.style.contours)
-
-    def toggle_outline(self) -> None:
-        """The O key: my labels as a translucent fill or as outlines."""
-        self.contours = not self.contours
-
-    def set_reference_opacity(self, opacity: float) -> None:
-        """Opacity of every other source's outlines (0 to 1)."""
-        self.reference_layers.set_opacity(opacity)
 
     @property
     def labels_visible(self) -> bool:
