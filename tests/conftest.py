@@ -34,6 +34,20 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     isolate_home(tmp_path_factory, monkeypatch)
 
 
+@pytest.fixture(autouse=True)
+def _collect_windows_before_napari_fixture(request):
+    """A full collection before ``make_napari_viewer`` checks that no QtViewer is alive.
+
+    Its check collects only the young generations; the application windows of earlier
+    modules are closed and deleted, but their Python cycles may have aged into the old
+    generation and wait for a full collection (after one, no QtViewer is left).
+    """
+    if "make_napari_viewer" in request.fixturenames:
+        import gc
+
+        gc.collect()
+
+
 def _run_order(item) -> int:
     path = str(item.fspath).replace("\\", "/")
     if path.endswith(("tests/plugins/test_viewer.py", "tests/plugins/test_napari_compat.py")):

@@ -70,6 +70,7 @@ class RankingPanel(QWidget):
         self.table = None
         self.shown: set[tuple[str, int]] = set()
         self.worker = None
+        self._ranking_for = None
 
         intro = QLabel("Slices you have not labelled, ranked by how unsure the models are (they "
                        "disagree, or their vote is close). Labelling the top ones teaches the models most.")
@@ -194,12 +195,14 @@ class RankingPanel(QWidget):
             return
         if self.running:
             return
+        self._ranking_for = (study, rater)
         self.worker = create_worker(rank_slices, study, rater, self.models, workers=reserve_ui_core(),
                                     _start_thread=False)
+        # Bound methods only: a finished worker must not keep the panel (and its window) alive.
         self.worker.yielded.connect(self._on_progress)
-        self.worker.returned.connect(lambda table, s=study, r=rater: self._on_ranked(table, s, r))
-        self.worker.errored.connect(lambda exc: self.message_label.setText(f"Ranking failed: {exc}"))
-        self.worker.aborted.connect(lambda: self.message_label.setText("Ranking cancelled."))
+        self.worker.returned.connect(self._on_ranked)
+        self.worker.errored.connect(self._on_error)
+        self.worker.aborted.connect(self._on_aborted)
         self.worker.finished.connect(self._on_finished)
         self._set_running(True)
         self.message_label.setText(f"Ranking rater {rater}'s unlabelled slices...")
@@ -219,9 +222,16 @@ class RankingPanel(QWidget):
         self.progress_bar.setValue(progress.done)
         self.message_label.setText(f"{progress.message}  ETA {format_eta(progress.eta_seconds())}")
 
-    def _on_ranked(self, table, study, rater) -> None:
+    def _on_error(self, exc: Exception) -> None:
+        self.message_label.setText(f"Ranking failed: {exc}")
+
+    def _on_aborted(self) -> None:
+        self.message_label.setText("Ranking cancelled.")
+
+    def _on_ranked(self, table) -> None:
         from score_gui.rank import ranking_path, write_ranking
 
+        study, rater = self._ranking_for
         write_ranking(table, ranking_path(study, rater))
         self.show_ranking(table)
         self.progress_bar.setValue(self.progress_bar.maximum())
