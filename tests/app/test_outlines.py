@@ -43,6 +43,9 @@ def uncovered_gm_share(window, gm: np.ndarray) -> float:
 
 def test_three_raters_leave_the_gray_matter_visible_at_two_zooms(window, study_builder, tmp_path):
     study = study_builder(tmp_path / "three", n_hc=1, n_ms=0, raters=("B", "C", "D"))
+    window.set_mode("annotate")                        # the dock width of annotate mode (earlier modules'
+    window.resize(1400, 900)                           # windows may have saved another mode and size)
+    window.settle(2.0)
     window.open_study(study.root)
     sv = window.score_viewer
     assert set(sv.reference_layers.names) >= {"raterB", "raterC", "raterD"}
@@ -51,8 +54,11 @@ def test_three_raters_leave_the_gray_matter_visible_at_two_zooms(window, study_b
     index = sv.current_slice
     truth = read_labels(window.entry.dseg_path("truth"), window.scan).dseg[index]
     gm = truth >= GM
+    window.settle(1.0)
     window.zoom_to_cord()
+    window.settle(1.0)
     zoom = window.viewer.scene.camera.zoom
+    assert zoom * min(window.scan.pixel_spacing) >= 8       # the opening zoom: a pixel is 8+ screen pixels
     shares = {}
     for factor in (1, 4):
         window.viewer.scene.camera.zoom = zoom * factor

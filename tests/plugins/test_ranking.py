@@ -4,12 +4,13 @@ the study, open the next slice that is still unlabelled."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from score_gui.inference import make_untrained_ensemble
 from score_gui.labels import LabelMap, write_labels
 from score_gui.phantom import make_study
-from score_gui.rank import ranking_path, read_ranking
+from score_gui.rank import ranking_path, read_ranking, write_ranking
 from score_gui.scan import read_scan
 from score_napari._qt.ranking import RankingPanel
 
@@ -73,9 +74,15 @@ def test_rank_keep_and_open_next_unlabelled(qtbot, panel, study):
 
 def test_reload_from_the_study_and_exhaustion(qtbot, panel, study):
     assert not panel.reload()                              # nothing ranked yet
-    panel.start()
-    qtbot.waitUntil(lambda: panel.table is not None and not panel.running, timeout=120_000)
+    stems = [entry.stem for entry in study.scans]
+    ranked = pd.DataFrame({"scan": [stem for stem in stems for _ in range(N_SLICES)],
+                           "slice": [i for _ in stems for i in range(N_SLICES)],
+                           "score": np.linspace(0.9, 0.1, len(stems) * N_SLICES).round(4),
+                           "reason": ["members disagree on GM (5 % of the cord)"] * (len(stems) * N_SLICES)})
+    write_ranking(ranked, ranking_path(study, "A"))        # as a ranking of an earlier session left it
+    assert panel.reload()
     listed = rows(panel)
+    assert listed == list(zip(ranked["scan"], ranked["slice"]))
     panel.show_ranking(None)
     assert panel.list.rowCount() == 0
     assert panel.reload()
