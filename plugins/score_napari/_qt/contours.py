@@ -191,8 +191,10 @@ class ReferenceContours(_PerPaneLayers):
         return fine
 
     def place(self) -> None:
-        """Remake every source's outline grid (the zoom or the scan's pixel size changed)."""
-        for who in self.maps:
+        """Remake every source's outline grid (the zoom or the scan's pixel size changed).
+
+        Spares are empty: theirs is remade when a source takes them over."""
+        for who in [name for name in self.maps if not is_spare(name)]:
             self._regrid(who)
 
     def _regrid(self, who: str) -> None:
@@ -202,9 +204,11 @@ class ReferenceContours(_PerPaneLayers):
         scale, translate = fine_placement(self.scan(), box, self.fine)
         for pane in self.pool.panes:
             layer = pane.references.get(who)
-            if layer is not None:
-                layer.data = array
+            if layer is None:
+                continue
+            if tuple(layer.scale) != scale or tuple(layer.translate) != translate:
                 layer.scale, layer.translate = scale, translate
+            layer.data = array
 
     def _make_layers(self, who: str, overlay: np.ndarray) -> None:
         from napari.layers import Labels
