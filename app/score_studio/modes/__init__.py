@@ -11,7 +11,7 @@ from __future__ import annotations
 MODES = ("annotate", "segment", "qc", "export", "train", "longitudinal")
 MODE_TITLES = {"annotate": "Annotate", "segment": "Segment", "qc": "QC", "export": "Export", "train": "Train",
                "longitudinal": "Over time"}
-MODE_DOCK_WIDTHS = {"annotate": 400, "segment": 400, "qc": 560, "export": 640, "train": 480, "longitudinal": 720}
+MODE_DOCK_WIDTHS = {"annotate": 400, "segment": 400, "qc": 560, "export": 640, "train": 480, "longitudinal": 960}
 """Dock width per mode: QC tiles and export plots need more room than the annotation tools."""
 
 

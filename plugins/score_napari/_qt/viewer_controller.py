@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 from psygnal import Signal
+from qtpy.QtCore import QTimer
 
 from score_gui.editing import DRAWN, LabelEditor, compose_overlay, split_overlay  # noqa: F401 (public here)
 from score_gui.labels import LabelMap
@@ -104,8 +105,12 @@ class ScoreViewer:
         compat.skip_repeated_slicing(viewer)
         viewer.dims.events.current_step.connect(self._on_step)
         # Outlines of other sources stay a screen pixel or two wide at any zoom.
-        camera = viewer.scene.camera
-        camera.events.zoom.connect(lambda _event: self.reference_layers.fit_line_width(camera.zoom))
+        # Fit outlines once the zoom settles (opening a scan zooms out, then in: two remakes saved).
+        self._line_width_timer = QTimer()
+        self._line_width_timer.setSingleShot(True)
+        self._line_width_timer.setInterval(40)
+        self._line_width_timer.timeout.connect(lambda: self.reference_layers.fit_line_width(viewer.scene.camera.zoom))
+        viewer.scene.camera.events.zoom.connect(lambda _event: self._line_width_timer.start())
         self.editing.extra_keys["O"] = lambda: setattr(self, "contours", not self.contours)   # fill / outline
         self.proposal_marker = ProposalMarker(self)
 
