@@ -159,6 +159,7 @@ class LinkedPanes(QWidget):
                 getattr(pane, bar)().valueChanged.connect(lambda _v, p=pane: self._follow(p))
             self._layout.addWidget(title, 0, index)
             self._layout.addWidget(pane, 1, index)
+            self._layout.setColumnStretch(index, 1)     # every session's pane equally wide
             self.panes.append(pane)
             self.titles.append(title)
 
