@@ -33,6 +33,9 @@ Examples
 
 from __future__ import annotations
 
+import weakref
+from functools import partial
+
 import numpy as np
 from psygnal import Signal
 from qtpy.QtCore import QTimer
@@ -105,11 +108,11 @@ class ScoreViewer:
         compat.skip_repeated_slicing(viewer)
         viewer.dims.events.current_step.connect(self._on_step)
         # Outlines of other sources stay a screen pixel or two wide at any zoom.
-        # Fit outlines once the zoom settles (opening a scan zooms out, then in: two remakes saved).
+        # Fit outlines once the zoom settles; a weak slot (Qt's hold on it is invisible to gc).
         self._line_width_timer = QTimer()
         self._line_width_timer.setSingleShot(True)
         self._line_width_timer.setInterval(40)
-        self._line_width_timer.timeout.connect(lambda: self.reference_layers.fit_line_width(viewer.scene.camera.zoom))
+        self._line_width_timer.timeout.connect(partial(_fit_line_width, weakref.ref(self)))
         viewer.scene.camera.events.zoom.connect(lambda _event: self._line_width_timer.start())
         self.editing.extra_keys["O"] = lambda: setattr(self, "contours", not self.contours)   # fill / outline
         self.proposal_marker = ProposalMarker(self)
@@ -452,3 +455,10 @@ class ScoreViewer:
         """The slice shown, for editing that needs a scan (raises without one)."""
         self._require_scan()
         return self.current_slice
+
+
+def _fit_line_width(viewer_ref) -> None:
+    """Fit the outlines of a :class:`ScoreViewer` (if still alive) to its camera's zoom."""
+    score_viewer = viewer_ref()
+    if score_viewer is not None:
+        score_viewer.reference_layers.fit_line_width(score_viewer.viewer.scene.camera.zoom)
