@@ -6,7 +6,7 @@ MS in turn), segments them with the default ensemble exactly like ``score segmen
 structure is below the selection threshold (``--below``, default the target 0.90). On each, a
 simulated rater clicks at the centre of the largest error region (the maximum of the distance
 transform inside it; a missed part gets a ``+`` click, a false part a ``-`` click) and the slice
-is refined after each click with :class:`score_gui.refine.ClickSession` (the code behind
+is refined after each click with :class:`score_gui.click_correction.ClickSession` (the code behind
 ``score refine``). Printed:
 
 - mean Dice after 0-10 clicks, for the refinement and for a plain brush baseline that fixes a
@@ -42,7 +42,8 @@ from score_gui.labels import validate_labels
 from score_gui.metrics import dice
 from score_gui.phantom import make_scan
 from score_gui.progress import drain
-from score_gui.refine import DEFAULT_SETTINGS, Click, ClickSession, structure_mask
+from score_gui.click_correction import ClickSession
+from score_gui.refine import DEFAULT_SETTINGS, Click, structure_mask
 
 FIRST_SEED = 940000
 BRUSH_RADIUS = 2

@@ -326,7 +326,8 @@ def resolve_start(study, init):
 
 def train_model_set(study, name: str, sources: Sequence[str], *, folds: int = 3,
                     iterations: int | None = None, init="default", resume: bool = False,
-                    compare_with: str | None = None, **cross_validate_args
+                    compare_with: str | None = None, fixed_folds: dict | None = None,
+                    extra_info: dict | None = None, **cross_validate_args
                     ) -> Generator[Progress, None, ModelSet]:
     """Train the study's model set ``name`` on the labels of ``sources``; return it.
 
@@ -342,13 +343,18 @@ def train_model_set(study, name: str, sources: Sequence[str], *, folds: int = 3,
         members of the set's ensemble.
     folds, iterations, init
         As :func:`~score_gui.training.loop.cross_validate`; ``init`` may also name one of
-        the study's sets.
+        the study's sets, or map each source to its own start (a retrained set's members
+        start from the same source's members).
     resume : bool
         Continue an interrupted run of this name (finished folds are kept, a stopped one
         continues from its last step).
     compare_with : str, optional
         The model the set would replace (default: :func:`baseline_for` ``init``); its
         scores are stored beside the set's (:func:`baseline_metrics`). ``"none"``: no comparison.
+    fixed_folds : dict, optional
+        Source -> {subject: fold} kept from an earlier set (see ``cross_validate``).
+    extra_info : dict, optional
+        Added to ``model_set.json`` (e.g. what a retrained set came from).
     cross_validate_args
         Passed on (``device``, ``seed``, ``architecture``, ``batch_size``, ...).
 
@@ -368,20 +374,26 @@ def train_model_set(study, name: str, sources: Sequence[str], *, folds: int = 3,
         raise ScoreInputError(study.root, "choose at least one rater (or the consensus) to learn from")
     for source in sources:
         rater_scans(study, source)  # a source without labels fails before anything is written
-    start = resolve_start(study, init)
-    baseline = None if compare_with == "none" else (compare_with or baseline_for(study, init))
+    starts = {source: resolve_start(study, init.get(source) if isinstance(init, dict) else init)
+              for source in sources}
+    start = next(iter(starts.values()))
+    if not isinstance(init, dict):
+        init = {source: init for source in sources}
+    baseline = None if compare_with == "none" else (compare_with or baseline_for(study, init[sources[0]]))
     staging = prepare_model_staging(target, resume=resume)
     started = time.monotonic()
     total = SOURCE_SPAN * (len(sources) + (baseline is not None))
-    results, tables, members, localiser = [], [], [], None
+    results, tables, members, localiser, trained_on = [], [], [], None, {}
     for i, source in enumerate(sources):
         out = staging if len(sources) == 1 else staging / source
-        job = cross_validate(study, source, out, folds=folds, iterations=iterations, init=start or "none",
-                             resume=resume, **cross_validate_args)
+        job = cross_validate(study, source, out, folds=folds, iterations=iterations,
+                             init=starts[source] or "none", resume=resume,
+                             fixed_folds=(fixed_folds or {}).get(source), **cross_validate_args)
         prefix = f"{source}: " if len(sources) > 1 else ""
         result = yield from forward(job, base=i * SOURCE_SPAN, total=total, span=SOURCE_SPAN, started=started,
                                     message=lambda m, p=prefix: p + m)
         results.append(result)
+        trained_on[source] = result.trained_slices
         table = result.metrics.copy()
         table.insert(0, "source", source)
         tables.append(table)
@@ -400,12 +412,14 @@ def train_model_set(study, name: str, sources: Sequence[str], *, folds: int = 3,
                                       total=total, span=SOURCE_SPAN, started=started)
     info = {
         "name": name, "sources": sources, "folds": folds,
-        "iterations": iterations, "init": None if start is None else str(init),
+        "iterations": iterations, "init": None if start is None else str(init[sources[0]]),
         "created": datetime.now().isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - started, 1),
         "members": [m for m, _ in members],
         "out_of_fold": mean_scores(metrics),
         "compared_with": compared,
+        "trained_on": trained_on,
+        **(extra_info or {}),
     }
     write_text_atomic(staging / SET_FILE, json.dumps(_plain(info), indent=2))
     mark_complete(staging)

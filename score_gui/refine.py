@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -129,7 +129,7 @@ def structure_mask(dseg: np.ndarray, lesion: np.ndarray | None, structure: str) 
     >>> structure_mask(np.array([[1, 2, 3]]), None, "cord").tolist()
     [[False, True, True]]
     """
-    _check_structure(structure)
+    check_structure(structure)
     if structure == "lesion":
         return np.zeros(np.shape(dseg), bool) if lesion is None else np.asarray(lesion) > 0
     return lab.structure_mask(np.asarray(dseg), structure)
@@ -146,7 +146,7 @@ def allowed_region(dseg: np.ndarray, structure: str) -> np.ndarray:
     >>> allowed_region(d, "gm").astype(int).tolist()
     [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]]
     """
-    _check_structure(structure)
+    check_structure(structure)
     if structure == "cord":
         return np.ones(np.shape(dseg), bool)
     cord = lab.structure_mask(np.asarray(dseg), "cord")
@@ -365,7 +365,7 @@ def apply_structure(dseg: np.ndarray, lesion: np.ndarray | None, structure: str,
     >>> apply_structure(d, None, "cord", new)[0].tolist()
     [[2, 2, 2, 2, 1]]
     """
-    _check_structure(structure)
+    check_structure(structure)
     dseg = np.asarray(dseg, np.uint8).copy()
     lesion = None if lesion is None else (np.asarray(lesion) > 0).astype(np.uint8)
     new_mask = np.asarray(new_mask, bool)
@@ -435,7 +435,7 @@ def refine_slice(images: np.ndarray, dseg: np.ndarray, lesion: np.ndarray | None
     >>> int((out == 5).sum()), sorted(np.unique(out).tolist())
     (100, [0, 2, 5])
     """
-    _check_structure(structure)
+    check_structure(structure)
     dseg = np.asarray(dseg, np.uint8)
     check_clicks(clicks, dseg.shape, dseg, structure)
     feats = features(images)
@@ -449,62 +449,7 @@ def refine_slice(images: np.ndarray, dseg: np.ndarray, lesion: np.ndarray | None
     return apply_structure(dseg, lesion, structure, new_mask)
 
 
-@dataclass
-class ClickSession:
-    """Clicks on one structure of one slice, with undo per click.
-
-    Each click re-decides the structure from the labels the session started with and
-    all clicks so far, so undoing a click gives exactly the labels before it.
-
-    Examples
-    --------
-    >>> d = np.zeros((30, 30), np.uint8); d[5:25, 5:25] = 2; d[10:20, 10:20] = 3
-    >>> img = np.where(d == 3, 0.0, np.where(d == 2, 1.0, 0.3))[None]
-    >>> wrong = d.copy(); wrong[10:20, 16:20] = 2
-    >>> session = ClickSession(img, wrong, None, "gm")
-    >>> int((session.add(Click(15, 18, True))[0] == 3).sum())
-    100
-    >>> int((session.undo()[0] == 3).sum()), session.clicks
-    (60, [])
-    """
-
-    images: np.ndarray
-    dseg: np.ndarray
-    lesion: np.ndarray | None
-    structure: str
-    pixel_spacing: tuple[float, float] = (1.0, 1.0)
-    prior: np.ndarray | None = None
-    settings: RefineSettings = DEFAULT_SETTINGS
-    clicks: list[Click] = field(default_factory=list)
-    _results: list = field(default_factory=list, repr=False)
-
-    def __post_init__(self) -> None:
-        _check_structure(self.structure)
-        self.dseg = np.asarray(self.dseg, np.uint8).copy()
-        self.lesion = None if self.lesion is None else np.asarray(self.lesion, np.uint8).copy()
-
-    @property
-    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """The labels after the clicks so far (the start labels before any)."""
-        return self._results[-1] if self._results else (self.dseg, self.lesion)
-
-    def add(self, click: Click) -> tuple[np.ndarray, np.ndarray | None]:
-        """Add a click; returns the refined ``(dseg, lesion)`` (a refused click changes nothing)."""
-        clicks = [*self.clicks, click]
-        result = refine_slice(self.images, self.dseg, self.lesion, self.structure, clicks,
-                              self.pixel_spacing, self.prior, self.settings)
-        self.clicks = clicks
-        self._results.append(result)
-        return result
-
-    def undo(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """Remove the last click; returns the labels before it."""
-        if self.clicks:
-            self.clicks.pop()
-            self._results.pop()
-        return self.result
-
-
-def _check_structure(structure: str) -> None:
+def check_structure(structure: str) -> None:
+    """Refuse a structure that clicks cannot refine (one line for the command line)."""
     if structure not in STRUCTURES:
         raise ScoreInputError(None, f"structure {structure!r} cannot be refined; one of {', '.join(STRUCTURES)}")

@@ -46,11 +46,17 @@ class Fold:
     test_subjects: tuple[str, ...]
 
 
-def assign_subjects(subjects: Sequence[str], n_folds: int, seed: int = 0) -> dict[str, int]:
+def assign_subjects(subjects: Sequence[str], n_folds: int, seed: int = 0,
+                    fixed: dict[str, int] | None = None) -> dict[str, int]:
     """Map each distinct subject to a fold, balancing the number of items per fold.
 
     Subjects are taken in a seeded random order, largest first, and each goes to the
-    fold holding the fewest items so far (ties: the lowest fold number).
+    fold holding the fewest items so far (ties: the lowest fold number). Subjects in
+    ``fixed`` keep their fold (a retrained set keeps its folds, so a fold's model never
+    sees its own test subjects); only the others are placed.
+
+    >>> assign_subjects(["a", "b", "c", "d"], 2, fixed={"a": 1, "b": 1})
+    {'a': 1, 'b': 1, 'c': 0, 'd': 0}
 
     Raises
     ------
@@ -70,17 +76,23 @@ def assign_subjects(subjects: Sequence[str], n_folds: int, seed: int = 0) -> dic
     rng.shuffle(order)
     order.sort(key=lambda s: -counts[s])  # stable: random order among equal sizes
     load = [0] * n_folds
-    assignment = {}
+    assignment = {s: int(f) for s, f in (fixed or {}).items() if s in counts and 0 <= int(f) < n_folds}
+    for subject, fold in assignment.items():
+        load[fold] += counts[subject]
     for subject in order:
+        if subject in assignment:
+            continue
         fold = int(np.argmin(load))
         assignment[subject] = fold
         load[fold] += counts[subject]
     return assignment
 
 
-def grouped_folds(subjects: Sequence[str], n_folds: int = 3, seed: int = 0) -> list[Fold]:
-    """Split items (one subject ID per item, e.g. per scan) into grouped folds."""
-    assignment = assign_subjects(subjects, n_folds, seed)
+def grouped_folds(subjects: Sequence[str], n_folds: int = 3, seed: int = 0,
+                  fixed: dict[str, int] | None = None) -> list[Fold]:
+    """Split items (one subject ID per item, e.g. per scan) into grouped folds
+    (``fixed``: subjects whose fold is given, see :func:`assign_subjects`)."""
+    assignment = assign_subjects(subjects, n_folds, seed, fixed)
     folds = []
     for k in range(n_folds):
         test = tuple(i for i, s in enumerate(subjects) if assignment[s] == k)

@@ -374,6 +374,8 @@ class CrossValidationResult:
     fold_models: list[Path]
     predictions: list[Path]
     metrics: Any  # pandas.DataFrame with per-slice rows and mean rows
+    trained_slices: list[str] = field(default_factory=list)
+    """``stem:slice`` of every slice learnt (each by the folds not testing its subject)."""
 
     def mean_metrics(self) -> dict[str, dict[str, float]]:
         """compartment -> {dice, hd95_mm} means over all out-of-fold slices."""
@@ -583,8 +585,8 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
                    localiser_iterations: int | None = None, augment=None,
                    checkpoint_every: int = 200, learning_rate: float | None = None,
                    dice_weight: float = DEFAULT_DICE_WEIGHT, init=None, batch_size: int = 1,
-                   loader_workers: int = 0,
-                   early_stopping: bool = True) -> Generator[Progress, None, CrossValidationResult]:
+                   loader_workers: int = 0, early_stopping: bool = True,
+                   fixed_folds: dict[str, int] | None = None) -> Generator[Progress, None, CrossValidationResult]:
     """Grouped k-fold cross-validation of MDGRU models on one rater's labels.
 
     For every fold: train a member network on the other folds' subjects (and a canal
@@ -633,6 +635,9 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
         Hold one training subject of each fold out (when the fold trains on at least 3)
         and keep the member with the lowest loss on it, stopping after 3 checks (every
         tenth of the run) without improvement.
+    fixed_folds : dict, optional
+        Subject -> fold index (0-based) for subjects whose fold is given (a retrained set
+        keeps its folds, :mod:`score_gui.retraining`); new subjects are placed as usual.
     """
     import pandas as pd
 
@@ -688,7 +693,7 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
     crop_size_px = int(DEFAULT_CROP_SIZE_PX if crop_size_px is None else crop_size_px)
     localiser_iterations = localiser_iterations or max(iterations // 4, 1)
     out_dir = ensure_writable_dir(out_dir)
-    fold_list = grouped_folds([e.subject for e in entries], n_folds=folds, seed=seed)
+    fold_list = grouped_folds([e.subject for e in entries], n_folds=folds, seed=seed, fixed=fixed_folds)
     steps_per_fold = iterations + localiser_iterations
     total = folds * steps_per_fold + sum(len(slices_of[e.stem]) for e in entries)
     done = 0
@@ -767,7 +772,8 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
     metrics_csv = out_dir / "metrics.csv"
     with atomic_path(metrics_csv) as tmp:
         metrics.to_csv(tmp, index=False)
-    summary = CrossValidationResult(out_dir, metrics_csv, fold_models, predictions, metrics)
+    summary = CrossValidationResult(out_dir, metrics_csv, fold_models, predictions, metrics,
+                                    trained_slices=[f"{s.stem}:{s.slice_index}" for s in all_slices])
     _finish_fold_models(out_dir, fold_models, rater, summary, fold_info)
     return summary
 

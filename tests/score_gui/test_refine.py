@@ -13,7 +13,8 @@ from score_gui.errors import ScoreInputError
 from score_gui.labels import LabelMap, read_labels, validate_labels, write_labels
 from score_gui.metrics import dice
 from score_gui.phantom import make_scan
-from score_gui.refine import Click, ClickSession, apply_structure, refine_slice
+from score_gui.click_correction import ClickSession
+from score_gui.refine import Click, apply_structure, refine_slice
 from score_gui.scan import read_scan
 
 
