@@ -411,3 +411,89 @@ def test_every_cell_follows_the_camera_after_a_layout_switch(sv, env):
     sv.set_layout("all")
     cells = list(sv.viewer.canvas.grid.iter_viewboxes(sv.viewer.layers))
     assert len(canvas.grid_views) == len(canvas.grid_cameras) == len(cells) == 12
+
+
+def click(sv, app, pane_key, row, col, modifier=None, button=None):
+    """One mouse click (press and release at one place) on a pane's canvas."""
+    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtTest import QTest
+
+    native = sv._vispy_canvas()._scene_canvas.native
+    pixel = QPoint(*sv.canvas_position(pane_key, row, col))
+    modifier = modifier or Qt.KeyboardModifier.NoModifier
+    button = button or Qt.MouseButton.LeftButton
+    QTest.mousePress(native, button, modifier, pixel)
+    app.processEvents()
+    QTest.mouseRelease(native, button, modifier, pixel)
+    app.processEvents()
+
+
+def test_click_correction_adds_and_removes_gray_matter_one_undo_step_per_click(sv, env):
+    """Tool K: a click where the GM was missed brings it back, a Shift+click where it
+    overreaches removes it, each click one undo step; a drag still pans."""
+    from qtpy.QtCore import Qt
+
+    _, scan, truth, app = env
+    s = 1
+    gm_truth = lab.structure_mask(truth.dseg[s], "gm")
+    rows, cols = np.nonzero(gm_truth)
+    missed = truth.dseg.copy()
+    right = cols > np.median(cols)                       # half the gray matter missed
+    missed[s, rows[right], cols[right]] = lab.WM
+    sv.set_labels(LabelMap(missed, truth.lesion, truth.labelled))
+    sv.set_layout("working")
+    settle(app, sv.viewer)
+    sv.set_label_value(lab.GM)
+    sv.set_tool("click")
+    assert sv.master.mode == "pan_zoom"
+    messages = []
+    sv.status_message.connect(messages.append)
+
+    def gm_dice():
+        gm = lab.structure_mask(split_shown(sv)[s], "gm")
+        return 2 * (gm & gm_truth).sum() / (gm.sum() + gm_truth.sum())
+
+    before = gm_dice()
+    target = np.argmax(np.where(right, cols, -1))         # deep in the missed half
+    click(sv, app, "6-8", int(rows[target]), int(cols[target]) - 2)
+    after_add = gm_dice()
+    assert after_add > before + 0.1, (before, after_add)
+    assert messages and "click 1 (+)" in messages[-1] and " ms" in messages[-1]
+    assert not (sv.overlay[np.arange(scan.n_slices) != s] != compose_overlay(missed, truth.lesion)[0][
+        np.arange(scan.n_slices) != s]).any()            # other slices untouched
+
+    wm_only = lab.structure_mask(truth.dseg[s], "cord") & ~gm_truth
+    sv.set_labels(LabelMap(np.where((truth.dseg == lab.WM) & wm_only[None] & (np.arange(scan.n_slices) == s)[:, None, None]
+                                    & _disk(truth.dseg.shape[1:], rows.mean(), cols.min() - 3, 3)[None],
+                                    lab.GM, truth.dseg).astype(np.uint8), truth.lesion, truth.labelled))
+    extra = lab.structure_mask(split_shown(sv)[s], "gm") & ~gm_truth
+    assert extra.sum() > 5
+    er, ec = np.nonzero(extra)
+    k = len(er) // 2
+    click(sv, app, "1-5", int(er[k]), int(ec[k]), modifier=Qt.KeyboardModifier.ShiftModifier)
+    assert "(-)" in messages[-1]
+    left = lab.structure_mask(split_shown(sv)[s], "gm") & ~gm_truth
+    assert left.sum() < extra.sum() / 2, (extra.sum(), left.sum())
+    sv.undo()
+    assert (lab.structure_mask(split_shown(sv)[s], "gm") & ~gm_truth).sum() == extra.sum()
+
+    shown = sv.overlay.copy()
+    drag(sv, app, "1-5", [(40, 40 + 3 * k) for k in range(6)])    # a pan, not a click
+    assert np.array_equal(sv.overlay, shown)
+
+    sv.set_label_value(lab.CSF)
+    click(sv, app, "1-5", 40, 40)
+    assert "choose one of them" in messages[-1] and np.array_equal(sv.overlay, shown)
+    sv.status_message.disconnect()
+    sv.set_tool("brush")
+
+
+def split_shown(sv):
+    from score_napari._qt.viewer_controller import split_overlay
+
+    return split_overlay(sv.overlay, sv.under)[0]
+
+
+def _disk(shape, row, col, radius):
+    r, c = np.ogrid[:shape[0], :shape[1]]
+    return (r - row) ** 2 + (c - col) ** 2 <= radius ** 2

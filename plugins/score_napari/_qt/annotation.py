@@ -1,8 +1,9 @@
 """Annotation dock: structure palette, tools, brush size, nesting, undo/redo, copy, layout.
 
 Keys (on the labels layers, so they work wherever the mouse is over the canvas):
-1-7 structures, B brush, E eraser, F fill, G polygon, [ and ] brush size, C / Shift+C copy
-from the slice above / below, Ctrl+Z / Ctrl+Shift+Z undo / redo.
+1-7 structures, B brush, E eraser, F fill, G polygon, K click correction (click: add,
+Shift+click: remove), [ and ] brush size, C / Shift+C copy from the slice above / below,
+Ctrl+Z / Ctrl+Shift+Z undo / redo.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ STRUCTURES = [
 ]
 """Palette order: value and name; the number key is the value."""
 
-TOOL_KEYS = {"brush": "B", "eraser": "E", "fill": "F", "polygon": "G"}
+TOOL_KEYS = {"brush": "B", "eraser": "E", "fill": "F", "polygon": "G", "click": "K"}
 TOOL_TIPS = {
     "brush": "Brush: paint the selected structure",
     "eraser": "Eraser: remove labels (with Lesion selected: remove lesions only)",
     "fill": "Fill: flood the clicked region with the selected structure",
     "polygon": "Polygon: click vertices, double-click to close and fill",
+    "click": "Click correction of the selected structure (cord, gray matter or lesion): click where "
+             "the labels missed it, Shift+click where they overreach; each click one undo step",
 }
 
 
@@ -46,12 +49,18 @@ class AnnotationWidget(QWidget):
         layout.addWidget(self._tool_box())
         layout.addWidget(self._edit_box())
         layout.addWidget(self._view_box())
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setObjectName("scoreAnnotationStatus")
+        layout.addWidget(self.status)
         layout.addStretch(1)
         score_viewer.label_value_changed.connect(self._show_label_value)
         score_viewer.tool_changed.connect(self._show_tool)
         score_viewer.brush_size_changed.connect(self._show_brush_size)
         score_viewer.labels_changed.connect(self._update_undo_buttons)
         score_viewer.scan_loaded.connect(self._on_scan_loaded)
+        score_viewer.status_message.connect(self.status.setText)
+        score_viewer.tool_changed.connect(self._explain_tool)
         self._show_label_value(score_viewer.label_value)
         self._show_tool(score_viewer.tool)
         self._update_undo_buttons()
@@ -190,6 +199,12 @@ class AnnotationWidget(QWidget):
         button = self.tool_buttons.get(tool)
         if button is not None and not button.isChecked():
             button.setChecked(True)
+
+    def _explain_tool(self, tool: str) -> None:
+        """The click tool is the one whose use is not obvious from its icon: say how."""
+        self.status.setText("Click: add the selected structure where the labels missed it; "
+                            "Shift+click: remove it where they overreach. Ctrl+Z undoes a click."
+                            if tool == "click" else "")
 
     def _show_brush_size(self, size: int) -> None:
         if self.brush_size.value() != size:

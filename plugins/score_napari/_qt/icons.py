@@ -11,6 +11,7 @@ ICONS = {
     "eraser": "mdi6.eraser",
     "fill": "mdi6.format-color-fill",
     "polygon": "mdi6.vector-polygon",
+    "click": "mdi6.cursor-default-click",
     "pan": "mdi6.cursor-move",
     "pick": "mdi6.eyedropper",
     "undo": "mdi6.undo",

@@ -22,7 +22,7 @@ from score_gui.labels import LESION_VALUE
 from score_napari._qt import _napari_compat as compat
 
 TOOLS = {"brush": "paint", "eraser": "erase", "fill": "fill", "polygon": "polygon",
-         "pan": "pan_zoom", "pick": "pick"}
+         "click": "pan_zoom", "pan": "pan_zoom", "pick": "pick"}
 """Tool names of :meth:`LabelsEditing.set_tool` and the napari Labels mode each one uses."""
 
 
@@ -78,6 +78,7 @@ class LabelsEditing:
         actions.update({
             "B": lambda: self.set_tool("brush"), "E": lambda: self.set_tool("eraser"),
             "F": lambda: self.set_tool("fill"), "G": lambda: self.set_tool("polygon"),
+            "K": lambda: self.set_tool("click"),
             "[": lambda: self.set_brush_size(self.brush_size - 1),
             "]": lambda: self.set_brush_size(self.brush_size + 1),
             "C": lambda: self.copy_from_neighbour(-1), "Shift-C": lambda: self.copy_from_neighbour(+1),
@@ -199,7 +200,7 @@ class LabelsEditing:
         self.signals.label_value_changed.emit(value)
 
     def set_tool(self, tool: str) -> None:
-        """``brush``, ``eraser``, ``fill``, ``polygon`` (or ``pan``, ``pick``)."""
+        """``brush``, ``eraser``, ``fill``, ``polygon``, ``click`` (or ``pan``, ``pick``)."""
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; one of {sorted(TOOLS)}")
         self.tool = tool

@@ -17,6 +17,7 @@ of editing them, live in a Qt-free :class:`score_gui.editing.LabelEditor`
 - :mod:`.camera`: framing the canal on every pane, canvas positions;
 - :mod:`.painting` (:class:`~.painting.LabelsEditing`): the master layer, the tools,
   strokes handed to the editor and pushed to every pane, undo;
+- :mod:`.clicking` (:class:`~.clicking.ClickTool`): click correction of a structure;
 - :mod:`.contours` (:class:`~.contours.ReferenceContours`, :class:`~.contours.HeatMaps`):
   other sources' labels as contours, heat maps;
 - :mod:`.display`: colormaps, contrast limits, filled or contour labels.
@@ -44,6 +45,7 @@ from score_gui.editing import DRAWN, LabelEditor, compose_overlay, split_overlay
 from score_gui.labels import LabelMap
 from score_gui.scan import Scan
 from score_napari._qt import _napari_compat as compat
+from score_napari._qt.clicking import ClickTool
 from score_napari._qt.camera import canal_box, canvas_position, frame_box, frame_on_every_pane  # noqa: F401
 from score_napari._qt.contours import HeatMaps, ReferenceContours
 from score_napari._qt.display import (PANE_TITLES, REFERENCE_COLORS, LabelsStyle,  # noqa: F401
@@ -76,6 +78,8 @@ class ScoreViewer:
         Emitted after :meth:`load_scan`.
     tool_changed, label_value_changed, brush_size_changed : psygnal.Signal
         Emitted with the new tool name, label value, brush size.
+    status_message : psygnal.Signal(str)
+        A sentence for the status bar (e.g. what a click correction did, or why not).
     """
 
     labels_changed = Signal()
@@ -85,6 +89,7 @@ class ScoreViewer:
     tool_changed = Signal(str)
     label_value_changed = Signal(int)
     brush_size_changed = Signal(int)
+    status_message = Signal(str)
 
     def __init__(self, viewer):
         from score_napari._qt import guard_singleton_refcounts
@@ -116,6 +121,7 @@ class ScoreViewer:
         viewer.scene.camera.events.zoom.connect(lambda _event: self._line_width_timer.start())
         self.editing.extra_keys["O"] = lambda: setattr(self, "contours", not self.contours)   # fill / outline
         self.proposal_marker = ProposalMarker(self)
+        self.click_tool = ClickTool(self)
 
     # ------------------------------------------------------------------------------------
     # Loading
@@ -168,6 +174,7 @@ class ScoreViewer:
         self.viewer.reset_view()
         if zoom and self.cord_box() is not None:
             self.zoom_to_cord()
+        self.click_tool.scan_loaded(scan)
         self.scan_loaded.emit()
 
     def _show_middle_slice(self) -> None:
@@ -309,7 +316,7 @@ class ScoreViewer:
         return self.editing.tool
 
     def set_tool(self, tool: str) -> None:
-        """``brush``, ``eraser``, ``fill``, ``polygon`` (or ``pan``, ``pick``)."""
+        """``brush``, ``eraser``, ``fill``, ``polygon``, ``click`` (or ``pan``, ``pick``)."""
         self.editing.set_tool(tool)
 
     @property
