@@ -264,6 +264,18 @@ class SegmentationPanel(QWidget):
         scan = self._current_scan()
         self.start([entry], {Path(entry.path): scan} if scan is not None else {})
 
+    def propose_with(self, model_path: str) -> None:
+        """Segment the open scan with the model folder ``model_path`` into "my labels"
+        (a proposal on the slices not yet reviewed)."""
+        self.refresh_model_sets()
+        index = self.model_combo.findData(str(model_path))
+        if index < 0:
+            self.model_combo.insertItem(1, Path(model_path).name, str(model_path))
+            index = 1
+        self.model_combo.setCurrentIndex(index)
+        self.use_combo.setCurrentIndex(self.use_combo.findData("labels"))
+        self.segment_current()
+
     def segment_all(self) -> None:
         entries = self._study_entries()
         if not entries:

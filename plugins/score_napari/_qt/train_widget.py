@@ -34,9 +34,10 @@ CHECKPOINTS_PER_NETWORK = 20
 
 
 def train_job(study_root, name: str, sources: list[str], stop: threading.Event, *, folds: int,
-              iterations: int, init: str, resume: bool, training_args: dict | None = None
-              ) -> Generator[Progress, None, object]:
-    """Drive :func:`score_gui.model_sets.train_model_set` until done or ``stop`` is set.
+              iterations: int, init: str, resume: bool, training_args: dict | None = None,
+              retrain: bool = False) -> Generator[Progress, None, object]:
+    """Drive :func:`score_gui.model_sets.train_model_set` (``retrain``: the set ``name``'s
+    :func:`score_gui.retraining.retrain_model_set`) until done or ``stop`` is set.
 
     Runs in the worker thread. A stop closes the core generator there, between two
     steps (its staging folder stays for Resume), and returns :data:`CANCELLED`.
@@ -51,8 +52,13 @@ def train_job(study_root, name: str, sources: list[str], stop: threading.Event, 
     args = {"batch_size": default_batch_size(init != "none"),
             "checkpoint_every": max(1, iterations // CHECKPOINTS_PER_NETWORK), "loader_workers": 0,
             **(training_args or {})}
-    job = train_model_set(study_root, name, sources, folds=folds, iterations=iterations, init=init,
-                          resume=resume, **args)
+    if retrain:
+        from score_gui.retraining import retrain_model_set
+
+        job = retrain_model_set(study_root, name, iterations=iterations, resume=resume, **args)
+    else:
+        job = train_model_set(study_root, name, sources, folds=folds, iterations=iterations, init=init,
+                              resume=resume, **args)
     try:
         while True:
             if stop.is_set():
@@ -312,7 +318,23 @@ class TrainPanel(QWidget):
     def running(self) -> bool:
         return self.worker is not None
 
-    def start(self, resume: bool = False) -> None:
+    def retrain(self, name: str) -> None:
+        """Retrain the study's set ``name`` on the labels as they are now (its sources, folds
+        and subjects per fold; :data:`score_gui.retraining.RETRAIN_ITERATIONS` steps)."""
+        from score_gui.model_sets import find_model_set
+        from score_gui.retraining import RETRAIN_ITERATIONS
+
+        model_set = find_model_set(self.study_root, name) if self.study_root is not None else None
+        if self.running or model_set is None:
+            return
+        self.check_sources(model_set.sources)
+        self.folds.setValue(int(model_set.info.get("folds") or self.folds.value()))
+        self.iterations.setValue(RETRAIN_ITERATIONS)
+        self.set_start_model(name)
+        self.name.setText(name)
+        self.start(retrain=True)
+
+    def start(self, resume: bool = False, retrain: bool = False) -> None:
         """Train (or resume) the model set named in the panel, in a worker thread."""
         from napari.qt.threading import create_worker
 
@@ -343,14 +365,14 @@ class TrainPanel(QWidget):
         self.worker = create_worker(train_job, self.study_root, name, sources, self._stop,
                                     folds=self.folds.value(), iterations=self.iterations.value(),
                                     init=self.start_model.currentData() or "default", resume=resume,
-                                    training_args=self.training_args, _start_thread=False)
+                                    training_args=self.training_args, retrain=retrain, _start_thread=False)
         self.worker.yielded.connect(self._on_yielded)
         self.worker.returned.connect(self._on_returned)
         self.worker.errored.connect(self._on_errored)
         self.worker.finished.connect(self._on_finished)
         self.progress_bar.setRange(0, 0)   # busy until the first step gives the scale
-        self.message_label.setText(f"{'Resuming' if resume else 'Training'} {name} on "
-                                   f"{', '.join(sources)}...")
+        doing = "Retraining" if retrain else "Resuming" if resume else "Training"
+        self.message_label.setText(f"{doing} {name} on {', '.join(sources)}...")
         self._set_running(True)
         self.worker.start()
 
