@@ -59,7 +59,7 @@ class AnnotationWidget(QWidget):
         score_viewer.brush_size_changed.connect(self._show_brush_size)
         score_viewer.labels_changed.connect(self._update_undo_buttons)
         score_viewer.scan_loaded.connect(self._on_scan_loaded)
-        score_viewer.status_message.connect(self.status.setText)
+        score_viewer.status_message.connect(self._show_status)
         score_viewer.tool_changed.connect(self._explain_tool)
         self._show_label_value(score_viewer.label_value)
         self._show_tool(score_viewer.tool)
@@ -199,6 +199,9 @@ class AnnotationWidget(QWidget):
         button = self.tool_buttons.get(tool)
         if button is not None and not button.isChecked():
             button.setChecked(True)
+
+    def _show_status(self, text: str) -> None:
+        self.status.setText(text)
 
     def _explain_tool(self, tool: str) -> None:
         """The click tool is the one whose use is not obvious from its icon: say how."""
