@@ -97,6 +97,13 @@ def test_plot_shows_every_session_with_the_band_and_the_real_change(qtbot, root,
     titles = [t.text() for t in widget.panes.titles]
     assert len(widget.panes.panes) == 3
     assert "(baseline)" in titles[0] and "beyond LSC" in titles[2] and "beyond LSC" not in titles[1]
+    import re
+
+    from qtpy.QtGui import QColor
+
+    for text in titles:                  # session names read on the dark panel, the baseline too
+        color = QColor(re.search(r"color:(#[0-9a-f]{6})", text).group(1))
+        assert color.lightness() >= 120, text
     qtbot.wait(50)
 
     rgb = screenshot(widget, tmp_path / "longitudinal.png")

@@ -40,7 +40,7 @@ from score_gui.longitudinal import change_summary, subject_series, subject_visit
 from score_gui.qc.report import crop_box
 from score_gui.study import Study
 from score_napari._qt.longitudinal_views import (AVERAGES, BEYOND_COLOR, COMPARTMENTS, ChangePlot,
-                                                 LinkedPanes, is_true, session_color)
+                                                 LinkedPanes, is_true, session_title_color)
 from score_napari._qt.plots import TITLES, render_image, save_drawing
 
 
@@ -366,7 +366,7 @@ class LongitudinalWidget(QWidget):
             self.panes.fit(rect)
 
     def _pane_title(self, session: str, k: int, row) -> str:
-        color = session_color(k).name()
+        color = session_title_color(k).name()
         head = f"<b style='color:{color}'>{session}</b>"
         if row is None:
             return head

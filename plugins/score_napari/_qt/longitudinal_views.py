@@ -46,6 +46,15 @@ def session_color(index: int) -> QColor:
     return QColor(SESSION_COLORS[index % len(SESSION_COLORS)])
 
 
+def session_title_color(index: int) -> QColor:
+    """A session's colour for text on the dark panels: the baseline's dark grey (made for the
+    white plot) becomes light grey, the other colours are lightened until they read."""
+    if index % len(SESSION_COLORS) == 0:
+        return QColor("#d8d8d8")
+    color = session_color(index)
+    return color.lighter(135) if color.lightness() < 140 else color
+
+
 # ---------------------------------------------------------------------------------------
 # The sessions' slices side by side
 # ---------------------------------------------------------------------------------------
