@@ -71,7 +71,7 @@ def fresh_targets(sv) -> dict:
     return {"qt_viewer": sv.viewer, "unwrap_proxy": PublicOnlyProxy(sv.viewer),
             "paint_hook": labels, "region_refresh": labels, "paused_scene": canvas,
             "grid_layout_memo": ViewerModel(), "single_slicing": ViewerModel(),
-            "slice_when_visible": image, "light_layers": (image, canvas)}
+            "slice_when_visible": image, "light_layers": (image, canvas), "one_extent_update": ViewerModel()}
 
 
 @pytest.mark.parametrize("name", sorted(compat.PATCHES))
@@ -280,3 +280,31 @@ def test_importing_the_plugin_adds_no_refcount_reserve(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_one_extent_update_updates_the_viewer_once_for_a_batch():
+    """Outline layers given a new grid: napari's extent update runs once, not per change,
+    and the viewer's extent still follows the layers."""
+    from napari.components import ViewerModel
+
+    calls = []
+
+    class CountingViewer(ViewerModel):
+        def _on_layers_change(self):
+            calls.append(1)
+            super()._on_layers_change()
+
+    viewer = CountingViewer()
+    layers = [viewer.add_labels(np.zeros((2, 8, 8), np.uint8)) for _ in range(3)]
+    calls.clear()
+    for layer in layers:                       # napari's own behaviour: one update per change
+        layer.scale = (1, 1.5, 1.5)
+    assert len(calls) == 3
+    calls.clear()
+    with compat.one_extent_update(viewer, layers):
+        for layer in layers:
+            layer.scale, layer.translate = (1, 2, 2), (0, 4, 4)
+            layer.data = np.zeros((2, 10, 10), np.uint8)
+    assert calls == [1]
+    assert viewer.layers.extent.world[1][-1] == pytest.approx(4 + 2 * (10 - 1))   # the last pixel centre
+    assert all(tuple(layer.scale) == (1, 2, 2) and layer.data.shape == (2, 10, 10) for layer in layers)

@@ -21,6 +21,7 @@ import numpy as np
 
 from score_gui.editing import compose_overlay
 from score_gui.labels import LabelMap
+from score_napari._qt import _napari_compat as compat
 from score_napari._qt.display import is_automatic, outline_colormap, source_color
 from score_napari._qt.panes import layer_scale
 
@@ -202,13 +203,13 @@ class ReferenceContours(_PerPaneLayers):
         box = self.boxes[who] = labels_box(overlay)
         array = self.maps[who] = fine_grid(overlay, box, self.fine)
         scale, translate = fine_placement(self.scan(), box, self.fine)
-        for pane in self.pool.panes:
-            layer = pane.references.get(who)
-            if layer is None:
-                continue
-            if tuple(layer.scale) != scale or tuple(layer.translate) != translate:
-                layer.scale, layer.translate = scale, translate
-            layer.data = array
+        layers = [pane.references[who] for pane in self.pool.panes if who in pane.references]
+        # The grid lies inside the scan: the viewer's extent needs one update, not 33.
+        with compat.one_extent_update(self.pool.viewer, layers):
+            for layer in layers:
+                if tuple(layer.scale) != scale or tuple(layer.translate) != translate:
+                    layer.scale, layer.translate = scale, translate
+                layer.data = array
 
     def _make_layers(self, who: str, overlay: np.ndarray) -> None:
         from napari.layers import Labels

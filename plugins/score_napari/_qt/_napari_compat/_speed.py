@@ -1,242 +1,13 @@
-"""Every use of napari's and vispy's private attributes by SCORE, in one module.
-
-SCORE's viewer (:mod:`score_napari._qt.viewer_controller`) puts 22-33 layers in one napari grid
-and edits one shared array from 11 labels layers; napari 0.9 has no public API for some of that
-and is slow for the rest, so the viewer patches napari here, and only here. The rules:
-
-- A patch is applied explicitly, by the :class:`~score_napari._qt.viewer_controller.ScoreViewer`
-  that needs it, to its own viewer and layers: never at import, never to other viewers
-  (a plain napari viewer in the same process keeps napari's behaviour).
-- Every patch is a :class:`Patch` in :data:`PATCHES` with its reason and the private attributes
-  it relies on. It is applied only on the napari series it was written for (:data:`WRITTEN_FOR`)
-  and when all those attributes exist; otherwise the caller gets napari's own behaviour (slower,
-  or, for the paint hook, painting without nesting rules and with napari's undo) and one warning.
-  ``SCORE_NAPARI_PATCHES=force`` applies them on another napari version (their attributes still
-  checked); ``=off`` or a comma list of names turns them off (``benchmarks/bench_app.py``).
-- ``tests/plugins/test_napari_compat.py`` checks, per patch, that its attributes exist in the
-  installed napari and that it still has its effect.
-
-Examples
---------
->>> sorted(PATCHES)  # doctest: +NORMALIZE_WHITESPACE
-['grid_layout_memo', 'light_layers', 'paint_hook', 'paused_scene', 'qt_viewer',
- 'region_refresh', 'single_slicing', 'slice_when_visible', 'unwrap_proxy']
->>> version_supported("0.9.2"), version_supported("0.10.0")
-(True, False)
-"""
+"""Speed: what napari 0.9 repeats for every layer of a 22-33 layer grid (rules: :mod:`score_napari._qt._napari_compat`)."""
 
 from __future__ import annotations
 
-import os
-import warnings
 import weakref
 from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 
-WRITTEN_FOR = "0.9"
-"""The napari minor series these patches were written for and measured on (0.9.2)."""
-
-ENV = "SCORE_NAPARI_PATCHES"
-
-
-def napari_version() -> str:
-    import napari
-
-    return napari.__version__
-
-
-def version_supported(version: str | None = None) -> bool:
-    """True when ``version`` (default: the installed napari) is of the :data:`WRITTEN_FOR` series."""
-    version = napari_version() if version is None else version
-    return version.split("+")[0].split(".")[:2] == WRITTEN_FOR.split(".")
-
-
-def missing_attributes(obj, *names: str) -> list[str]:
-    """The dotted attribute paths of ``names`` that ``obj`` lacks (``"a.b"`` walks ``obj.a.b``).
-
-    Examples
-    --------
-    >>> missing_attributes(3, "real", "imag.real", "nothing", "real.nothing")
-    ['nothing', 'real.nothing']
-    """
-    missing = []
-    for name in names:
-        target = obj
-        for part in name.split("."):
-            if not hasattr(target, part):
-                missing.append(name)
-                break
-            target = getattr(target, part)
-    return missing
-
-
-@dataclass(frozen=True)
-class Patch:
-    """One use of napari internals: why, and what it relies on.
-
-    ``requires(target)`` lists the attributes of ``target`` (a viewer, layer or canvas,
-    as the patch's function takes) that the patch relies on and that are missing.
-    """
-
-    name: str
-    reason: str
-    requires: Callable[[object], list[str]]
-    version_bound: bool = True
-    """False for plain accessors (they change nothing in napari): used on any napari
-    version whose objects still have the attribute."""
-
-    def disabled(self) -> bool:
-        setting = os.environ.get(ENV, "").strip()
-        return setting == "off" or self.name in {s.strip() for s in setting.split(",")}
-
-    def usable(self, target) -> bool:
-        """True when the patch may be applied to ``target``; else warns once and returns False."""
-        if self.disabled():
-            return False
-        if self.version_bound and not version_supported() and os.environ.get(ENV, "").strip() != "force":
-            _warn_once(self.name, f"napari {napari_version()} is not the {WRITTEN_FOR} series "
-                                  f"SCORE's {self.name!r} patch was written for: using napari's own "
-                                  f"behaviour ({self.reason.split('.')[0].lower()} is skipped)")
-            return False
-        missing = self.requires(target)
-        if missing:
-            _warn_once(self.name, f"napari {napari_version()} lacks {', '.join(missing)}: SCORE's "
-                                  f"{self.name!r} patch is not applied (napari's own behaviour)")
-            return False
-        return True
-
-
-_WARNED: set[str] = set()
-
-
-def _warn_once(name: str, message: str) -> None:
-    if name not in _WARNED:
-        _WARNED.add(name)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
-
-PATCHES: dict[str, Patch] = {}
-
-
-def _patch(name: str, reason: str, requires: Callable[[object], list[str]],
-           version_bound: bool = True) -> Patch:
-    PATCHES[name] = Patch(name, reason, requires, version_bound)
-    return PATCHES[name]
-
-
-# ----------------------------------------------------------------------------------------
-# Access to napari's Qt objects
-# ----------------------------------------------------------------------------------------
-QT_VIEWER = _patch(
-    "qt_viewer",
-    "Reaching the viewer's QtViewer and vispy canvas. napari has no public accessor; the "
-    "application embeds the QtViewer in its window and the viewer pauses and reads the canvas.",
-    lambda viewer: missing_attributes(viewer, "window._qt_viewer.canvas"), version_bound=False)
-
-
-def qt_viewer_of(viewer, required: bool = False):
-    """The ``QtViewer`` widget of a ``napari.Viewer``: None without a window or when the
-    attribute is gone (callers then work without it), or a RuntimeError with ``required``
-    (the application embeds the widget and cannot do without)."""
-    if getattr(viewer, "window", None) is not None and QT_VIEWER.usable(viewer):
-        return viewer.window._qt_viewer
-    if required:
-        raise RuntimeError(f"napari {napari_version()}: no QtViewer at viewer.window._qt_viewer "
-                           f"(SCORE Studio was written for napari {WRITTEN_FOR})")
-    return None
-
-
-def vispy_canvas(viewer):
-    """napari's ``VispyCanvas`` of a viewer, or None (a ``ViewerModel``, no Qt)."""
-    qt_viewer = qt_viewer_of(viewer)
-    return getattr(qt_viewer, "canvas", None)
-
-
-UNWRAP_PROXY = _patch(
-    "unwrap_proxy",
-    "Unwrapping the PublicOnlyProxy napari hands to plugin widgets. The panes drive the "
-    "viewer's canvas and layers' internals through this module, which the proxy refuses.",
-    lambda proxy: [] if type(proxy).__name__ != "PublicOnlyProxy"
-    else missing_attributes(proxy, "__wrapped__"), version_bound=False)
-
-
-def unwrap_viewer(napari_viewer):
-    """The real viewer behind napari's ``PublicOnlyProxy`` (the viewer itself otherwise)."""
-    if type(napari_viewer).__name__ != "PublicOnlyProxy" or not UNWRAP_PROXY.usable(napari_viewer):
-        return napari_viewer
-    return napari_viewer.__wrapped__
-
-
-# ----------------------------------------------------------------------------------------
-# Painting: the master labels layer writes through the viewer
-# ----------------------------------------------------------------------------------------
-PAINT_HOOK = _patch(
-    "paint_hook",
-    "Painting through the viewer. Labels._apply_mask_to_data is the one place napari's "
-    "brush, fill and polygon write; SCORE replaces it on its labels layers to apply the "
-    "nesting rules, keep lesions apart from the tissue under them and record its own undo "
-    "history, and records napari's history atom so napari ends a stroke as usual.",
-    lambda layer: missing_attributes(layer, "_apply_mask_to_data", "_save_history",
-                                     "_history_atom_for_mask_paint", "_undo_history.clear",
-                                     "_redo_history.clear"))
-
-
-def install_paint_hook(layer, paint: Callable) -> bool:
-    """Route ``layer``'s brush, fill and polygon writes to ``paint(data, mask, value, key)``.
-
-    ``paint`` returns the changed voxels of the box (or None), as napari's method does.
-    Returns False (napari paints by itself) when the hook cannot be installed.
-    """
-    if not PAINT_HOOK.usable(layer):
-        return False
-    layer._apply_mask_to_data = lambda data, mask, value, key: paint(data, mask, value, key)
-    return True
-
-
-def record_paint_history(layer, key, old_values, changed, value) -> None:
-    """Give napari the history atom of a paint (its paint event, which ends a stroke,
-    fires from here when no drag is running)."""
-    layer._save_history(layer._history_atom_for_mask_paint(key, old_values, changed, value))
-
-
-def clear_napari_history(layer) -> None:
-    """Empty napari's own undo/redo of a layer that paints through the viewer (which keeps
-    the history); a layer without the hook keeps napari's."""
-    if "_apply_mask_to_data" in vars(layer):
-        layer._undo_history.clear()
-        layer._redo_history.clear()
-
-
-REGION_REFRESH = _patch(
-    "region_refresh",
-    "Redrawing only the painted box of a labels copy. A full refresh costs about 2 ms per "
-    "layer and 10 copies follow every stroke while it runs; the box costs about 0.1 ms.",
-    lambda layer: missing_attributes(layer, "_slicing_state.loaded", "_slice.empty", "_slice.image.raw",
-                                     "_slice.image.view", "_slice_input.displayed", "_updated_slice",
-                                     "_accumulate_updated_slice", "_raw_to_displayed",
-                                     "events.labels_update"))
-
-
-def refresh_labels_region(layer, key: tuple) -> None:
-    """Redraw the part ``key`` (an N-D box) of a labels layer's current slice (the whole
-    layer with napari's ``refresh`` where the patch does not apply)."""
-    if not REGION_REFRESH.usable(layer):
-        if layer.visible:
-            layer.refresh()
-        return
-    if not layer.visible or not layer._slicing_state.loaded or layer._slice.empty:
-        return
-    layer._updated_slice = None
-    layer._accumulate_updated_slice(key)
-    dims = layer._slice_input.displayed
-    box = tuple(layer._updated_slice[d] for d in dims)
-    layer._updated_slice = None
-    raw = layer._slice.image.raw
-    colors = layer._raw_to_displayed(raw, data_slice=box)
-    layer._slice.image.view[box] = colors
-    layer.events.labels_update(data=colors, offset=[s.start for s in box])
-
+from score_napari._qt._napari_compat import _patch, missing_attributes
+from score_napari._qt._napari_compat._access import vispy_canvas
 
 # ----------------------------------------------------------------------------------------
 # Speed: what napari 0.9 repeats for every layer of a 22-33 layer grid
@@ -498,3 +269,28 @@ def lighten_layer(layer, canvas) -> bool:
     visual._on_matrix_change = on_matrix_change
     visual._score_light = True
     return True
+
+
+ONE_EXTENT_UPDATE = _patch(
+    "one_extent_update",
+    "One update of the viewer's extent and dims for a batch of layer changes. napari "
+    "recomputes them (every layer's extent, the dims ranges) for each scale, translate or "
+    "data change of any layer; giving 11 panes' outline layers a new grid made that 33 "
+    "times per source, most of the 1.3 s that the first scan's outlines took.",
+    lambda viewer: missing_attributes(viewer, "_on_layers_change"))
+
+
+@contextmanager
+def one_extent_update(viewer, layers):
+    """Change ``layers``' scale, translate and data inside; the viewer updates its extent once,
+    at the end (:data:`ONE_EXTENT_UPDATE`). Layers keep every other reaction to the changes."""
+    if not layers or not ONE_EXTENT_UPDATE.usable(viewer):
+        yield
+        return
+    update = viewer._on_layers_change
+    with ExitStack() as stack:
+        for layer in layers:
+            for name in ("scale", "translate", "data"):
+                stack.enter_context(getattr(layer.events, name).blocker(update))
+        yield
+    update()
