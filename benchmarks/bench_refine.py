@@ -18,10 +18,11 @@ is refined after each click with :class:`score_gui.click_correction.ClickSession
 Usage::
 
     .venv/bin/python benchmarks/bench_refine.py [--slices 8] [--structure gm|cord] [--clicks 10]
-        [--target 0.90] [--below 0.90] [--max-scans 20] [--prior none|members] [--band 1]
+        [--target 0.90] [--below 0.90] [--max-scans 20] [--prior none|members|soft] [--band 1]
 
 ``--prior members`` adds the fraction of ensemble members labelling the structure as a prior
-of the walker. For ``--structure cord`` the automatic Dice is rarely below 0.90, so the target
+of the walker; ``--prior soft`` the ensemble's mean probability of it (what ``score segment``
+computes for its soft vote). For ``--structure cord`` the automatic Dice is rarely below 0.90, so the target
 (and selection) defaults to 0.98 there (NoC@98).
 """
 
@@ -79,14 +80,14 @@ def noc(curve: list[float], target: float, cap: int) -> int | None:
     return next((k for k, value in enumerate(curve[:cap + 1]) if value >= target), None)
 
 
-def pick_slices(ensemble: Ensemble, structure: str, below: float, n_wanted: int, with_members: bool,
+def pick_slices(ensemble: Ensemble, structure: str, below: float, n_wanted: int, prior_kind: str,
                 max_scans: int = 20):
     """Slices of unseen scans whose automatic Dice is below ``below`` (at most ``max_scans`` scans)."""
     picked, seed, scanned = [], FIRST_SEED, 0
     while len(picked) < n_wanted and scanned < max_scans:
         kind = "hc" if scanned % 2 == 0 else "ms"
         scan, truth, _ = make_scan(kind, seed=seed, n_slices=12)
-        result = drain(segment_scan(scan, ensemble, members_out=with_members))
+        result = drain(segment_scan(scan, ensemble, members_out=prior_kind == "members"))
         pred = result.consensus
         for s in range(scan.n_slices):
             t = structure_mask(truth.dseg[s], truth.lesion[s], structure)
@@ -94,8 +95,10 @@ def pick_slices(ensemble: Ensemble, structure: str, below: float, n_wanted: int,
             if not t.any() or dice(p, t) >= below:
                 continue
             prior = None
-            if with_members:
+            if prior_kind == "members":
                 prior = np.mean([label_mask(m.dseg[s], structure) for m in result.members.values()], axis=0)
+            elif prior_kind == "soft":
+                prior = result.probabilities[structure][s]
             picked.append(dict(scan=f"{kind}{seed}", slice=s, images=scan.images[s], truth=t,
                                truth_dseg=truth.dseg[s], dseg=pred.dseg[s],
                                lesion=None if pred.lesion is None else pred.lesion[s],
@@ -158,7 +161,7 @@ def main() -> None:
                         help="Dice of NoC (default 0.90 for gm, 0.98 for cord: its automatic Dice is rarely below 0.90)")
     parser.add_argument("--below", type=float, default=None, help="select slices below this Dice (default: target)")
     parser.add_argument("--max-scans", type=int, default=20, help="scans searched for such slices (default 20)")
-    parser.add_argument("--prior", choices=("none", "members"), default="none")
+    parser.add_argument("--prior", choices=("none", "members", "soft"), default="none")
     parser.add_argument("--band", type=int, default=DEFAULT_SETTINGS.band)
     parser.add_argument("--models", default="default")
     parser.add_argument("--threads", type=int, default=2)
@@ -170,7 +173,7 @@ def main() -> None:
     settings = dataclasses.replace(DEFAULT_SETTINGS, band=args.band)
 
     started = time.perf_counter()
-    cases = pick_slices(Ensemble.load(args.models), args.structure, below, args.slices, args.prior == "members",
+    cases = pick_slices(Ensemble.load(args.models), args.structure, below, args.slices, args.prior,
                         args.max_scans)
     print(f"{len(cases)} slices with automatic {args.structure} Dice < {below:.2f} "
           f"(seeds from {FIRST_SEED}, {time.perf_counter() - started:.0f} s to find and segment)")
@@ -179,7 +182,7 @@ def main() -> None:
     curves, brushes, painted, latencies, refused, broken = [], [], [], [], 0, 0
     for case in cases:
         curve, lat, n_refused, n_broken = simulate(case, args.structure, args.clicks, settings,
-                                                   args.prior == "members")
+                                                   args.prior != "none")
         b_curve, b_painted = brush(case, args.structure, args.clicks)
         curves.append(curve)
         brushes.append(b_curve)

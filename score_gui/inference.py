@@ -54,7 +54,7 @@ from score_gui.labels import LabelMap
 from score_gui.mdgru.checkpoint import (DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, check_fits_scan,
                                         head_specs, load_model, save_model)
 from score_gui.mdgru.heads import (DEFAULT_TASK, LOCALISER_TASK, TaskConfig, labels_from_probabilities,
-                                   restrict_to_learnt)
+                                   restrict_to_learnt, structure_probabilities)
 from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
 from score_gui.mdgru.preprocess import (LOCALISER_PIXEL_SIZE_MM, find_canal, model_grid, sample_crops,
                                         to_native, zscore_slices)
@@ -238,6 +238,9 @@ class SegmentationResult:
         Canal centres used for the crops (native row, col).
     timing : dict
         Seconds: ``localise``, ``members`` (all networks), ``vote``, ``total``, ``per_slice``.
+    probabilities : dict name -> float32 [S, H, W]
+        The soft vote's P(cord), P(gm) and P(lesion) per pixel (empty after a hard vote),
+        the models' prior for click correction.
     """
 
     consensus: LabelMap
@@ -245,6 +248,7 @@ class SegmentationResult:
     disagreement: np.ndarray
     centres: np.ndarray
     timing: dict
+    probabilities: dict = field(default_factory=dict)
 
 
 def keep_largest_canal(dseg: np.ndarray) -> np.ndarray:
@@ -417,14 +421,15 @@ def _segment(scan: Scan, ensemble: Ensemble, dev: torch.device, workers: int, me
         member_maps[name] = labels_from_member_probabilities(
             probs, heads, member_learnt(member), "model" + re.sub(r"[^A-Za-z0-9]", "", member.name))
     maps = list(member_maps.values())
-    consensus = _consensus(ensemble, member_probs, maps, vote)
+    consensus, probabilities = _consensus(ensemble, member_probs, maps, vote)
     disagreement = disagreement_map(maps, consensus)
     finished = time.monotonic()
     timing = {"localise": t_localised - started, "members": t_members - t_localised,
               "vote": finished - t_members, "total": finished - started,
               "per_slice": (finished - started) / max(scan.n_slices, 1)}
     return SegmentationResult(consensus=consensus, members=member_maps if members_out else {},
-                              disagreement=disagreement, centres=centres, timing=timing)
+                              disagreement=disagreement, centres=centres, timing=timing,
+                              probabilities=probabilities)
 
 
 def _broadcast_single_contrast(normalised: np.ndarray, ensemble: Ensemble) -> np.ndarray:
@@ -438,17 +443,20 @@ def _broadcast_single_contrast(normalised: np.ndarray, ensemble: Ensemble) -> np
     return normalised
 
 
-def _consensus(ensemble: Ensemble, member_probs: list[dict], maps: list[LabelMap], vote: str) -> LabelMap:
-    """The ensemble's labels: soft vote when the members share their heads, else majority vote."""
-    if len(maps) == 1:
-        return _relabel(maps[0], "score")
+def _consensus(ensemble: Ensemble, member_probs: list[dict], maps: list[LabelMap],
+               vote: str) -> tuple[LabelMap, dict]:
+    """The ensemble's labels (soft vote when the members share their heads, else majority
+    vote) and the soft vote's structure probabilities (empty after a hard vote)."""
     same_heads = len({tuple(sorted(p)) for p in member_probs}) == 1
-    if vote == "hard" or not same_heads:
-        return majority_vote(maps, who="score", skip_unlabelled_slices=False)
+    if (vote == "hard" or not same_heads) and len(maps) > 1:
+        return majority_vote(maps, who="score", skip_unlabelled_slices=False), {}
     mean = {name: np.mean([p[name] for p in member_probs], axis=0) for name in member_probs[0]}
     heads = [h for _, meta in ensemble.members[0].networks for h in head_specs(meta)]
+    probabilities = structure_probabilities(mean, heads)
+    if len(maps) == 1:
+        return _relabel(maps[0], "score"), probabilities
     learnt = set.intersection(*(member_learnt(m) for m in ensemble.members))
-    return labels_from_member_probabilities(mean, heads, learnt, "score")
+    return labels_from_member_probabilities(mean, heads, learnt, "score"), probabilities
 
 
 def _run_members(jobs, members, workers: int, scan: Scan, total: int, started: float, starts=None):

@@ -31,7 +31,7 @@ from score_studio.modes.longitudinal import LongitudinalMode
 from score_studio.modes.qc import QCMode
 from score_studio.modes.segment import SegmentMode
 from score_studio.modes.train import TrainMode
-from score_studio.opening import ScanOpener
+from score_studio.opening import ZOOM_MARGIN, ScanOpener
 from score_studio.rater import RaterSession, RecoveryStore
 from score_studio.rater_workflow import RaterWorkflow
 from score_studio.references import ReferenceLabels
@@ -42,8 +42,6 @@ from score_studio.study_browser import StudyBrowser
 from score_studio.warm_up import ViewerWarmUp
 
 STYLE_FILE = Path(__file__).with_name("style.qss")
-ZOOM_MARGIN = 0.5
-"""Context around the canal when zooming to it, as a fraction of the canal's size per side."""
 
 
 class MainWindow(QMainWindow):

@@ -21,6 +21,9 @@ from score_gui.labels import LabelMap, empty_labels, read_labels
 from score_gui.scan import NIFTI_SUFFIXES, Scan, read_scan
 from score_gui.study import ScanEntry, Study
 
+ZOOM_MARGIN = 0.5
+"""Space around the canal when a scan opens (and on a layout change), in canal sizes."""
+
 
 def find_study_root(path: Path) -> Path | None:
     """The study folder that holds ``path`` (the parent of its ``sub-*`` folder), if any."""
@@ -160,12 +163,12 @@ class ScanOpener:
         window.references.read(entry, scan, mine,
                                lambda who, exc: window.statusBar().showMessage(f"Skipped {who}: {exc}", 8000))
         window.score_viewer.load_scan(scan, self._labels_to_edit(entry, scan, mine),
-                                      references=window.references.to_draw())
+                                      references=window.references.to_draw(),
+                                      frame_box=window.references.box, margin=ZOOM_MARGIN)
         window.annotate_page.update_reference_toggles()
         if window.settings.rater_id:
             window.rater.start(scan, entry, window.settings.rater_id)
             window.rater_workflow.offer_recovery(entry, scan)
-        window.zoom_to_cord()
         window.update_title()
         window.update_rater_badge()
 

@@ -360,6 +360,30 @@ def tissue_log_scores(probs: dict[str, np.ndarray], heads=None) -> np.ndarray | 
     return scores
 
 
+def structure_probabilities(probs: dict[str, np.ndarray], heads=None) -> dict[str, np.ndarray]:
+    """Per pixel, the probability of the cord, the gray matter and (with a lesion head) a lesion.
+
+    From per-head probabilities ``[K, ...]`` (e.g. the ensemble's mean): P(cord) sums the
+    values inside the cord (WM, GM and its parts), P(gm) the gray matter's. Click
+    correction uses them as the models' prior (:func:`score_gui.refine.refine_mask`).
+
+    >>> tissue = np.array([0.1, 0.1, 0.3, 0.2, 0.1, 0.1, 0.1], np.float32)[:, None]
+    >>> {k: round(float(v[0]), 2) for k, v in structure_probabilities({"tissue": tissue}).items()}
+    {'cord': 0.8, 'gm': 0.5}
+    """
+    scores = tissue_log_scores(probs, heads)
+    if scores is None:
+        return {}
+    per_value = np.exp(scores - scores.max(axis=0, keepdims=True))
+    per_value /= per_value.sum(axis=0, keepdims=True)
+    out = {"cord": per_value[WM:].sum(axis=0), "gm": per_value[GM:].sum(axis=0)}
+    specs = {h.name: h for h in resolve_heads(heads if heads is not None else probs.keys())}
+    for name, p in probs.items():
+        if specs[name].kind == "lesion":
+            out["lesion"] = np.asarray(p, np.float32)[1]
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
 def _nested_decision(p: np.ndarray) -> np.ndarray:
     """dseg from per-value probabilities ``[7, ...]``, deciding outer structures first."""
     canal = p[1:].sum(axis=0) > p[0]

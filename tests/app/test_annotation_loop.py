@@ -137,5 +137,8 @@ def test_retrain_on_an_accepted_slice_then_propose_again(window, study, qtbot, m
     assert window.segmentation.ensemble_choice == str(again.path)
     assert np.array_equal(after.dseg[3], accepted) and np.array_equal(after.dseg[:2], before[:2])
     assert np.array_equal(after.dseg[2], result.dseg[2]) and sv.editor.provenance[2] == PROPOSED
+    priors = sv.click_tool.corrector.priors                 # clicks now weigh the models' probabilities
+    assert set(priors) >= {"cord", "gm"} and priors["gm"].shape == window.scan.label_shape
+    assert segment.results[-1].result.probabilities == {}   # not kept per scan of a cohort
     window.rater.save(explicit=True)
     window.set_mode("annotate")

@@ -197,6 +197,14 @@ def test_soft_vote_decides_on_mean_probabilities_and_hard_vote_on_majorities(tmp
     np.testing.assert_array_equal(soft.consensus.dseg[unanimous], members[0][unanimous])
     with pytest.raises(ValueError, match="vote"):
         drain(segment_scan(scan, ensemble, vote="average"))
+    # The soft vote's structure probabilities (click correction's prior) decide as it does.
+    probs = soft.probabilities
+    assert set(probs) >= {"cord", "gm"} and hard.probabilities == {}
+    for name, p in probs.items():
+        assert p.shape == scan.label_shape and p.dtype == np.float32 and 0 <= p.min() and p.max() <= 1
+    assert (probs["gm"] <= probs["cord"] + 1e-6).all()                 # GM lies inside the cord
+    cord = soft.consensus.dseg >= 2
+    assert (probs["cord"][cord] > 0.5).mean() > 0.95 and (probs["cord"][~cord] <= 0.5).mean() > 0.95
 
 
 def test_separate_paper_networks_segment_too(tmp_path):

@@ -38,6 +38,8 @@ class SegmentMode:
             return
         labels = done.result.consensus
         window.add_reference(AUTOMATIC_SOURCE, labels)
+        # The models' probabilities guide click correction on this scan.
+        window.score_viewer.click_tool.set_priors(getattr(done.result, "probabilities", None))
         disagreement = getattr(done.result, "disagreement", None)
         if disagreement is not None:
             window.score_viewer.add_overlay("disagreement", np.asarray(disagreement))

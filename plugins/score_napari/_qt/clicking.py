@@ -49,6 +49,12 @@ class ClickTool:
         """A new scan: clicks refine its labels, judged on its images."""
         self.corrector = ClickCorrector(self.owner.editor, scan.images, scan.pixel_spacing)
 
+    def set_priors(self, probabilities: dict | None) -> None:
+        """The models' structure probabilities on the open scan (after they segmented it):
+        clicks weigh them with the image (fewer clicks per correction)."""
+        if self.corrector is not None:
+            self.corrector.set_priors(probabilities)
+
     def click(self, slice_index: int, row: int, col: int, positive: bool) -> bool:
         """Refine the palette's structure of a slice at ``(row, col)``; False when refused.
 

@@ -191,6 +191,14 @@ class ReferenceContours(_PerPaneLayers):
             self.place()
         return fine
 
+    def match_zoom(self, zoom: float) -> None:
+        """Choose the outline grid for camera ``zoom`` before a scan's sources are added
+        (they are then gridded once; shown sources are remade by :meth:`fit_line_width`)."""
+        try:
+            self.fine = fine_factor(zoom, float(min(self.scan().pixel_spacing)))
+        except Exception:     # no scan yet: nothing to match
+            pass
+
     def place(self) -> None:
         """Remake every source's outline grid (the zoom or the scan's pixel size changed).
 

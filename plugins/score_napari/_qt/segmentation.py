@@ -321,6 +321,9 @@ class SegmentationPanel(QWidget):
         if isinstance(item, ScanSegmentation):
             self.results.append(item)
             self.scan_done.emit(item)
+            # The listeners have used the probabilities (5 MB a scan); a cohort keeps the labels only.
+            if getattr(item.result, "probabilities", None):
+                item.result.probabilities = {}
             return
         self.last_progress = item
         self.progress_bar.setValue(item.done)

@@ -139,13 +139,16 @@ class ScoreViewer:
         return pane_images(scan)
 
     def load_scan(self, scan: Scan, labels: LabelMap | None = None, zoom: bool = True,
-                  references: dict[str, LabelMap] | None = None) -> None:
+                  references: dict[str, LabelMap] | None = None, frame_box: tuple | None = None,
+                  margin: float = 0.4) -> None:
         """Show ``scan`` (one pane per image and average) with empty or given labels.
 
-        With labels (and ``zoom``) every pane is zoomed to the canal, else the whole image
-        is shown. ``references`` (who -> labels) are other raters' labels to show as
-        contours (see :meth:`add_reference_labels`); references of the previous scan not
-        named here disappear (their layers stay, hidden, as spares for later ones).
+        With labels (and ``zoom``) every pane is zoomed to the canal (``margin`` of its size
+        around it), or to ``frame_box`` (pixels, e.g. other raters' canal) when the labels
+        are empty; else the whole image is shown. ``references`` (who -> labels) are other
+        raters' labels to show as contours (see :meth:`add_reference_labels`), drawn once
+        the zoom is set so their outline grid is made once; references of the previous scan
+        not named here disappear (their layers stay, hidden, as spares for later ones).
 
         A scan with the same panes and shape as the one shown reuses the layers, its
         references' layers included, and keeps the layout: only the data changes, which
@@ -168,12 +171,14 @@ class ScoreViewer:
             self.set_labels(labels)
         elif reuse:
             self.pool.refresh_labels()      # the loader emptied the labels
-        for who, reference in references.items():
-            self.add_reference_labels(who, reference)
         self._show_middle_slice()
         self.viewer.reset_view()
-        if zoom and self.cord_box() is not None:
-            self.zoom_to_cord()
+        box = self.cord_box() if self.cord_box() is not None else frame_box
+        if zoom and box is not None:
+            self.zoom_to_cord(margin=margin, box=box)
+        self.reference_layers.match_zoom(self.viewer.camera.zoom)
+        for who, reference in references.items():
+            self.add_reference_labels(who, reference)
         self.click_tool.scan_loaded(scan)
         self.scan_loaded.emit()
 
