@@ -212,6 +212,36 @@ class ClickCorrector:
         return self.session
 
 
+def slice_prior(scan, slice_index: int, structure: str, models="default") -> np.ndarray:
+    """The models' probability of ``structure`` on one slice of ``scan`` (a click prior).
+
+    The ensemble (``default``, a model folder or an :class:`~score_gui.inference.Ensemble`)
+    segments that slice alone, as ``score segment`` would, and its soft vote's
+    probability is returned (``[H, W]`` float32).
+
+    Raises
+    ------
+    ScoreInputError
+        The models do not fit the scan, or cannot give that structure.
+    """
+    import dataclasses
+
+    from score_gui.errors import ScoreInputError
+    from score_gui.inference import Ensemble, segment_scan
+    from score_gui.progress import drain
+
+    ensemble = models if isinstance(models, Ensemble) else Ensemble.load(models)
+    ensemble.check_fits(scan)
+    s = int(slice_index)
+    one = dataclasses.replace(
+        scan, images=scan.images[s:s + 1], levels=None if scan.levels is None else scan.levels[s:s + 1],
+        missing=None if scan.missing is None else scan.missing[s:s + 1])
+    probabilities = drain(segment_scan(one, ensemble, workers=1)).probabilities
+    if structure not in probabilities:
+        raise ScoreInputError(None, f"these models give no probability of the {structure}")
+    return probabilities[structure][0]
+
+
 def _same_labels(state, dseg: np.ndarray, lesion: np.ndarray) -> bool:
     state_dseg, state_lesion = state
     state_lesion = np.zeros_like(dseg) if state_lesion is None else state_lesion

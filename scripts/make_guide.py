@@ -34,7 +34,36 @@ def rater_steps(window, out: Path) -> None:
     window.score_viewer.contours = True
     shot(window, out, "rater-outline")
     window.score_viewer.contours = False
+    click_step(window, out)
     window.set_layout("working")
+
+
+def click_step(window, out: Path) -> None:
+    """Click correction: one + click where the rater's gray matter misses the true one."""
+    import numpy as np
+
+    from score_gui import labels as lab
+    from score_gui.labels import read_labels
+
+    viewer = window.score_viewer
+    s = viewer.current_slice
+    truth = lab.structure_mask(read_labels(window.entry.dseg_path("truth"), window.scan).dseg[s], "gm")
+    mine = lab.structure_mask(viewer.get_labels().dseg[s], "gm")
+    missed = truth & ~mine
+    if not missed.any():
+        return
+    from scipy import ndimage
+
+    depth = ndimage.distance_transform_edt(missed)
+    row, col = np.unravel_index(np.argmax(depth), depth.shape)
+    viewer.set_label_value(lab.GM)
+    viewer.set_tool("click")
+    viewer.click_tool.click(s, int(row), int(col), True)
+    viewer.contours = True
+    shot(window, out, "rater-click")
+    viewer.undo()
+    viewer.contours = False
+    viewer.set_tool("brush")
 
 
 def reviewer_steps(window, out: Path) -> None:

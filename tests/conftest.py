@@ -48,6 +48,21 @@ def _collect_windows_before_napari_fixture(request):
         gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_on_the_main_thread(request):
+    """After a Qt test, a full collection here, in the main thread.
+
+    Widgets a test made and closed can wait in Python reference cycles; left to the
+    collector, they were freed in whichever thread allocated next, once a ranking
+    worker's (a QWidget deleted off the GUI thread: a segfault in a whole-suite run).
+    """
+    yield
+    if request.node.get_closest_marker("gui") or {"qtbot", "qapp", "make_napari_viewer"} & set(request.fixturenames):
+        import gc
+
+        gc.collect()
+
+
 def _run_order(item) -> int:
     path = str(item.fspath).replace("\\", "/")
     if path.endswith(("tests/plugins/test_viewer.py", "tests/plugins/test_napari_compat.py")):

@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
         self.browser.scan_selected.connect(self.open_entry)
         self.score_viewer.labels_changed.connect(self.rater.mark_dirty)
         self.score_viewer.slice_changed.connect(lambda *_args: self.rater.autosave())
-        self.score_viewer.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.score_viewer.status_message.connect(self._show_viewer_message)
         self.rater.dirty_changed.connect(lambda _d: self.update_rater_badge())
         self.rater.saved.connect(self.rater_workflow.on_saved)
         self.rater.save_failed.connect(lambda msg: self.statusBar().showMessage(f"Save failed: {msg}"))
@@ -430,6 +430,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------
     # Screenshots (:mod:`score_studio.screenshot`)
     # ------------------------------------------------------------------------------------
+    def _show_viewer_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
     def settle(self, timeout: float = 5.0) -> None:
         """Process events until the canvas size stops changing (needed before a screenshot)."""
         screenshot.settle(self, timeout)

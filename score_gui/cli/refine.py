@@ -3,14 +3,17 @@
 ::
 
     score refine SCAN --dseg DSEG [--lesion LESION] --slice N --structure cord|gm|lesion
-                 --click ROW,COL,+ [--click ROW,COL,- ...] -o OUT_DSEG
+                 --click ROW,COL,+ [--click ROW,COL,- ...] [--prior default|MODELDIR] -o OUT_DSEG
 
 Clicks are given in order on the display grid (contract section 1: row 0 anterior,
 column 0 patient right); ``+`` marks a pixel inside the structure, ``-`` one outside.
 The whole label map is written to OUT_DSEG with only slice N changed, nesting kept
 (gray matter inside the cord, the cord inside the canal, lesions inside the cord); the
 lesion map goes beside it (``..._lesion.nii.gz``) when a lesion is refined or a lesion
-map is given (or lies beside DSEG). See :mod:`score_gui.refine` for the method.
+map is given (or lies beside DSEG). With ``--prior`` the models segment slice N first and
+their probability of the structure is weighed with the image (fewer clicks for the same
+result, ``benchmarks/bench_refine.py --prior soft``; a second or two more). See
+:mod:`score_gui.refine` for the method.
 
 Examples
 --------
@@ -63,6 +66,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--click", type=click_argument, action="append", required=True, metavar="ROW,COL,+|-",
                         help="a click on the display grid (row 0 anterior, column 0 patient right); "
                              "+ inside the structure, - outside; repeat, in order")
+    parser.add_argument("--prior", metavar="MODELS",
+                        help="weigh the probability of these models (default, or a model folder) with the image")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DSEG",
                         help="the refined label map (whole volume)")
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -108,11 +113,16 @@ def run(args) -> int:
     if args.slice >= scan.n_slices:
         raise ScoreInputError(args.scan, f"has slices 0-{scan.n_slices - 1}; --slice {args.slice} is not one")
     s = args.slice
+    prior = None
+    if args.prior:
+        from score_gui.click_correction import slice_prior
+
+        prior = slice_prior(scan, s, args.structure, args.prior)
     started = time.perf_counter()
     try:
         dseg, lesion = refine_slice(scan.images[s], labels.dseg[s],
                                     None if labels.lesion is None else labels.lesion[s],
-                                    args.structure, args.click, scan.pixel_spacing)
+                                    args.structure, args.click, scan.pixel_spacing, prior)
     except ScoreInputError as exc:
         raise ScoreInputError(args.scan, f"slice {s}: {exc.problem}") from None
     seconds = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""``score train STUDY --rater ID (-o MODELDIR | --name NAME) [--folds 3] [--iterations N]
+"""``score train STUDY --rater ID (-o MODELDIR | --name NAME) | --retrain NAME [--folds 3] [--iterations N]
 [--device cpu|cuda] [--seed N] [--resume]``: grouped cross-validation of MDGRU models on one
 rater's labels.
 
@@ -13,6 +13,11 @@ model_set.json with the mean out-of-fold scores next to those of the model it wo
 (the study's set given as --init, else the default models, scored on the study's labels).
 --rater then also takes several raters (A,B) or consensus. Slices whose labels are still
 an unreviewed proposal of the models (SliceProvenance "proposed") are never learnt.
+
+--retrain NAME fine-tunes the study's set NAME on its raters' labels as they are now (the
+slices drawn, accepted or corrected since): each fold network from its own weights, every
+subject kept in its fold, 150 iterations per network unless --iterations says otherwise;
+the set is replaced (the old one kept in models/.history) and compared with it.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ def add_parser(subparsers) -> None:
         "train", help="train MDGRU models on a rater's labels with grouped k-fold cross-validation",
         description=__doc__.split("\n\n", 1)[1] if "\n\n" in __doc__ else None)
     parser.add_argument("study", help="study folder (BIDS-like, contract section 5)")
-    parser.add_argument("--rater", required=True,
-                        help="rater ID whose desc-rater<ID> labels are learnt (with --name also A,B or consensus)")
+    parser.add_argument("--rater",
+                        help="rater ID whose desc-rater<ID> labels are learnt (with --name also A,B or consensus); "
+                             "required except with --retrain")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--output", help="model folder to write")
     where.add_argument("--name", help="write the study's model set NAME (derivatives/score/models/NAME)")
+    where.add_argument("--retrain", metavar="NAME",
+                       help="fine-tune the study's set NAME on the slices labelled since (its raters, folds)")
     parser.add_argument("--folds", type=int_range(2, 20), default=3,
                         help="folds, grouped by subject, 2-20 (default 3)")
     parser.add_argument("--iterations", type=positive_int, default=None,
@@ -67,6 +75,12 @@ def run(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.retrain is not None:
+        return _run_retrain(args)
+    if not args.rater:
+        from score_gui.errors import ScoreInputError
+
+        raise ScoreInputError(None, "--rater ID is required (whose labels to learn), except with --retrain")
     if args.name is not None:
         return _run_model_set(args)
     if "," in args.rater:
@@ -96,6 +110,31 @@ def run(args) -> int:
     return 0
 
 
+def _run_retrain(args) -> int:
+    from score_gui import retraining
+    from score_gui.progress import run_with_progress
+    from score_gui.training.loop import DEFAULT_LOADER_WORKERS, default_batch_size
+
+    job = retraining.retrain_model_set(
+        args.study, args.retrain, iterations=args.iterations or retraining.RETRAIN_ITERATIONS,
+        resume=args.resume, device=args.device, seed=args.seed, optimizer=args.optimizer,
+        batch_size=args.batch_size or default_batch_size(True),
+        loader_workers=DEFAULT_LOADER_WORKERS if args.workers is None else args.workers,
+        early_stopping=not args.no_early_stopping)
+    made = run_with_progress(job)
+    new = made.info.get("retrained_from", {}).get("new_slices")
+    print(f"model set: {made.path} (retrained; new slices: {new})", file=sys.stderr)
+    _print_comparison(made)
+    return 0
+
+
+def _print_comparison(made) -> None:
+    baseline = made.baseline.get("name", "")
+    print(f"compartment       dice   {baseline or 'baseline':>8}   change  (out-of-fold)")
+    for row in made.comparison():
+        print(f"{row['compartment']:<16} {row['dice']:6.3f} {row['baseline_dice']:8.3f} {row['difference']:+8.3f}")
+
+
 def _run_model_set(args) -> int:
     from score_gui import model_sets
     from score_gui.progress import run_with_progress
@@ -116,8 +155,5 @@ def _run_model_set(args) -> int:
         early_stopping=not args.no_early_stopping)
     made = run_with_progress(job)
     print(f"model set: {made.path}", file=sys.stderr)
-    baseline = made.baseline.get("name", "")
-    print(f"compartment       dice   {baseline or 'baseline':>8}   change  (out-of-fold)")
-    for row in made.comparison():
-        print(f"{row['compartment']:<16} {row['dice']:6.3f} {row['baseline_dice']:8.3f} {row['difference']:+8.3f}")
+    _print_comparison(made)
     return 0

@@ -156,11 +156,21 @@ def test_score_train_name_writes_the_study_set(study, capsys):
     # the same set can start the next one, which is then compared with it
     assert model_sets.resolve_start(study, "cli1") == made.path
     assert model_sets.baseline_for(study, "cli1") == "cli1"
+    # and it can be retrained on the labels as they are (its raters and folds)
+    code = main(["train", str(study.root), "--retrain", "cli1", "--iterations", "1", "--workers", "0",
+                 "--no-early-stopping", "--threads", "1"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    again = model_sets.find_model_set(study, "cli1")
+    assert again.info["retrained_from"]["new_slices"] == {"raterA": 0, "raterB": 0}
+    assert again.baseline["name"] == "cli1" and "retrained" in out.err
 
 
 @pytest.mark.parametrize("argv, problem", [
     (["--rater", "A", "--name", "bad name"], "model set name"),
     (["--rater", "A,B", "-o", "{out}"], "several raters need --name"),
+    (["--retrain", "nothing"], "no model set 'nothing'"),
+    (["--name", "lab"], "--rater ID is required"),
 ])
 def test_score_train_name_bad_input_exits_2(study, tmp_path, capsys, argv, problem):
     from score_gui.cli import main
@@ -175,6 +185,6 @@ def test_score_train_takes_either_output_or_name(study, capsys):
     from score_gui.cli import main
 
     assert main(["train", str(study.root), "--rater", "A"]) == 2
-    assert "one of the arguments -o/--output --name is required" in capsys.readouterr().err
+    assert "one of the arguments -o/--output --name --retrain is required" in capsys.readouterr().err
     assert main(["train", str(study.root), "--rater", "A", "-o", "m", "--name", "x"]) == 2
     assert "not allowed with" in capsys.readouterr().err

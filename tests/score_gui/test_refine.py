@@ -159,6 +159,30 @@ def test_score_refine_changes_only_the_slice_and_moves_it_toward_the_truth(demo,
     assert (out.parent / "dseg.tsv").exists()
 
 
+def test_score_refine_with_the_models_prior(demo, tmp_path, capsys):
+    """--prior default: the shipped ensemble segments the slice and weighs in; the click
+    still moves the GM toward the truth, only slice 1 changes; a folder that is not a
+    model is refused with one line and nothing written."""
+    scan_path, scan, truth, dseg_path, _ = demo
+    before = read_labels(dseg_path, scan)
+    true_gm = lab.structure_mask(truth.dseg[1], "gm")
+    first = centre_of_largest_error(lab.structure_mask(before.dseg[1], "gm"), true_gm)
+    out = tmp_path / "prior_dseg.nii.gz"
+    assert main(["refine", str(scan_path), "--dseg", str(dseg_path), "--slice", "1", "--structure", "gm",
+                 "--click", str(first), "--prior", "default", "-o", str(out)]) == 0
+    after = read_labels(out, scan)
+    assert np.array_equal(after.dseg[0], before.dseg[0])
+    assert dice(lab.structure_mask(after.dseg[1], "gm"), true_gm) > dice(lab.structure_mask(before.dseg[1], "gm"), true_gm)
+    capsys.readouterr()
+    bad = tmp_path / "not_models"
+    bad.mkdir()
+    out2 = tmp_path / "prior2_dseg.nii.gz"
+    assert main(["refine", str(scan_path), "--dseg", str(dseg_path), "--slice", "1", "--structure", "gm",
+                 "--click", str(first), "--prior", str(bad), "-o", str(out2)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and str(bad) in err and not out2.exists()
+
+
 @pytest.mark.parametrize("click, structure, slice_, phrase", [
     ("500,40,+", "gm", "1", "outside the slice"),
     ("-1,40,-", "gm", "1", "outside the slice"),

@@ -46,10 +46,11 @@ class TrainMode:
         self.page.setWidgetResizable(True)
         self.page.setWidget(content)
         self.train_panel.model_set_written.connect(self._on_model_set)
-        self.train_panel.running_changed.connect(lambda running: self.retrain.setEnabled(not running))
+        # bound methods, not lambdas: a lambda that Qt holds would keep the window alive
+        self.train_panel.running_changed.connect(self._on_training_running)
         self.retrain.retrain_requested.connect(self.retrain_set)
         self.retrain.propose_requested.connect(self.propose_with)
-        window.rater.saved.connect(lambda _written: self.retrain.refresh_counts())
+        window.rater.saved.connect(self._on_labels_saved)
         self.ranking.ranked.connect(window.browser.set_ranking)
         self.ranking.open_slice.connect(self.open_slice)
 
@@ -93,6 +94,12 @@ class TrainMode:
             return from_files(stem, index)
 
         return is_labelled
+
+    def _on_training_running(self, running: bool) -> None:
+        self.retrain.setEnabled(not running)
+
+    def _on_labels_saved(self, _written) -> None:
+        self.retrain.refresh_counts()
 
     def retrain_set(self, name: str) -> None:
         """Retrain a set on the labels as they are: the rater's unsaved work is saved first."""
