@@ -189,25 +189,18 @@ class ScoreViewer:
 
     def warm_up(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192),
                 spare_references: int = 2) -> None:
-        """Build the panes' layers for an empty scan with ``n_images`` images now (e.g. while
-        the application starts), so the first real :meth:`load_scan` only swaps data.
-
-        Building 22 napari layers costs seconds (vispy visuals, layer controls); swapping
-        data in them well under one (fastest when the scan's ``(S, H, W)`` is ``shape``).
-        """
+        """Make the panes' layers for an empty scan now, so the first :meth:`load_scan` only
+        swaps data (building 22 layers costs seconds, swapping well under one)."""
         for _ in self.warm_up_steps(n_images, shape, spare_references):
             pass
 
     def warm_up_step_count(self, n_images: int = 8, spare_references: int = 2) -> int:
-        """How many steps :meth:`warm_up_steps` takes (for a progress message)."""
         return self.loader.warm_up_step_count(n_images, spare_references)
 
     def warm_up_steps(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192),
                       spare_references: int = 2):
-        """:meth:`warm_up` one pane at a time: a generator to advance from an event loop, so
-        the window stays responsive while the layers are made (about 0.3 s a pane). Then
-        ``spare_references`` sets of hidden contour layers for other raters' labels (see
-        :meth:`add_spare_references`), one set per step."""
+        """:meth:`warm_up` one pane (then one set of spare contour layers) per step
+        (:meth:`~.loading.LayerLoader.warm_up_steps`), to advance from an event loop."""
         return self.loader.warm_up_steps(n_images, shape, spare_references)
 
     def canvas_position(self, pane_key: str, row: float, col: float) -> tuple[int, int]:
@@ -229,9 +222,8 @@ class ScoreViewer:
     # ------------------------------------------------------------------------------------
     @property
     def overlay(self) -> np.ndarray | None:
-        """Shown values ``[S, H, W]`` (lesions as 7), shared by every pane's labels layer;
-        None before the first scan or warm-up. The editor's array: change it through
-        :attr:`editor` (or refresh the layers after changing it directly)."""
+        """The editor's shown values ``[S, H, W]`` (lesions as 7), shared by every pane's
+        labels layer (None before a scan); change them through :attr:`editor`."""
         return self.editor.overlay if self.editor.shape[0] else None
 
     @property
@@ -279,7 +271,7 @@ class ScoreViewer:
         self.editing.edited(self.editor.clear())
 
     def undo(self) -> None:
-        """Undo the last stroke, fill, polygon or copy (whatever structure it touched)."""
+        """Undo the last stroke, fill, polygon, click or copy (any structure)."""
         self.editing.undo()
 
     def redo(self) -> None:
@@ -294,10 +286,7 @@ class ScoreViewer:
         return self.editor.can_redo
 
     def copy_from_neighbour(self, direction: int = -1) -> bool:
-        """Copy the labels of the slice above (-1) or below (+1) into the current slice.
-
-        Returns False (and changes nothing) when there is no such slice.
-        """
+        """Copy the slice above (-1) or below (+1) into this one; False when there is none."""
         return self.editing.copy_from_neighbour(direction)
 
     # ------------------------------------------------------------------------------------
@@ -367,8 +356,7 @@ class ScoreViewer:
         self.reference_layers.remove(who, keep_layers)
 
     def add_spare_references(self, count: int = 2) -> None:
-        """Make ``count`` sets of hidden, empty contour layers now (during a warm-up), which
-        the next :meth:`add_reference_labels` take over instead of making layers."""
+        """``count`` sets of hidden, empty contour layers for later references to take over."""
         self._require_scan()
         self.reference_layers.add_spares(count)
 
