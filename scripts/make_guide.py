@@ -45,14 +45,17 @@ def click_step(window, out: Path) -> None:
     from score_gui import labels as lab
     from score_gui.labels import read_labels
 
+    from scipy import ndimage
+
     viewer = window.score_viewer
-    s = viewer.current_slice
-    truth = lab.structure_mask(read_labels(window.entry.dseg_path("truth"), window.scan).dseg[s], "gm")
-    mine = lab.structure_mask(viewer.get_labels().dseg[s], "gm")
-    missed = truth & ~mine
+    shown = viewer.current_slice
+    truth = lab.structure_mask(read_labels(window.entry.dseg_path("truth"), window.scan).dseg, "gm")
+    missing = truth & ~lab.structure_mask(viewer.get_labels().dseg, "gm")
+    s = int(np.argmax(missing.reshape(len(missing), -1).sum(axis=1)))   # the slice missing most
+    missed = missing[s]
     if not missed.any():
         return
-    from scipy import ndimage
+    viewer.set_slice(s)
 
     depth = ndimage.distance_transform_edt(missed)
     row, col = np.unravel_index(np.argmax(depth), depth.shape)
@@ -64,6 +67,7 @@ def click_step(window, out: Path) -> None:
     viewer.undo()
     viewer.contours = False
     viewer.set_tool("brush")
+    viewer.set_slice(shown)
 
 
 def reviewer_steps(window, out: Path) -> None:
