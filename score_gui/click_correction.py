@@ -34,13 +34,15 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from score_gui import labels as lab
 from score_gui.editing import LabelEditor, compose_overlay, split_overlay
-from score_gui.refine import DEFAULT_SETTINGS, Click, RefineSettings, check_structure, refine_slice
+from score_gui.refine import (DEFAULT_SETTINGS, Click, RefineSettings, allowed_region, check_structure,
+                              refine_slice)
 
 STRUCTURE_OF_VALUE = {lab.WM: "cord", lab.GM: "gm", lab.ANTERIOR_HORNS: "gm", lab.POSTERIOR_HORNS: "gm",
                       lab.GRAY_COMMISSURE: "gm", lab.LESION_VALUE: "lesion"}
@@ -60,10 +62,11 @@ def structure_for_value(value: int) -> str | None:
 
 @dataclass
 class ClickSession:
-    """Clicks on one structure of one slice, with undo per click.
+    """Clicks on one structure of one slice, with undo per click (or per scribble).
 
     Each click re-decides the structure from the labels the session started with and
-    all clicks so far, so undoing a click gives exactly the labels before it.
+    all clicks so far, so undoing a click gives exactly the labels before it. A scribble
+    (:meth:`add_stroke`) is several clicks of one sign decided, and undone, together.
 
     Examples
     --------
@@ -84,7 +87,7 @@ class ClickSession:
     pixel_spacing: tuple[float, float] = (1.0, 1.0)
     prior: np.ndarray | None = None
     settings: RefineSettings = DEFAULT_SETTINGS
-    clicks: list[Click] = field(default_factory=list)
+    strokes: list[list[Click]] = field(default_factory=list)
     _results: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -98,26 +101,35 @@ class ClickSession:
         return self._results[-1] if self._results else (self.dseg, self.lesion)
 
     @property
+    def clicks(self) -> list[Click]:
+        """Every click so far, in order (a scribble's points included)."""
+        return [click for stroke in self.strokes for click in stroke]
+
+    @property
     def states(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """The labels before any click, then after each click."""
+        """The labels before any click, then after each click or scribble."""
         return [(self.dseg, self.lesion), *self._results]
 
     def add(self, click: Click) -> tuple[np.ndarray, np.ndarray | None]:
         """Add a click; returns the refined ``(dseg, lesion)`` (a refused click changes nothing)."""
-        clicks = [*self.clicks, click]
-        result = refine_slice(self.images, self.dseg, self.lesion, self.structure, clicks,
+        return self.add_stroke([click])
+
+    def add_stroke(self, clicks: Sequence[Click]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Add several clicks at once (a scribble), decided and undone together."""
+        clicks = list(clicks)
+        result = refine_slice(self.images, self.dseg, self.lesion, self.structure, [*self.clicks, *clicks],
                               self.pixel_spacing, self.prior, self.settings)
-        self.clicks = clicks
+        self.strokes.append(clicks)
         self._results.append(result)
         return result
 
     def undo(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """Remove the last click; returns the labels before it."""
-        return self.rewind(max(0, len(self.clicks) - 1))
+        """Remove the last click (or scribble); returns the labels before it."""
+        return self.rewind(max(0, len(self.strokes) - 1))
 
-    def rewind(self, n_clicks: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """Keep only the first ``n_clicks`` clicks; returns the labels after them."""
-        del self.clicks[n_clicks:], self._results[n_clicks:]
+    def rewind(self, n_strokes: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Keep only the first ``n_strokes`` clicks or scribbles; returns the labels after them."""
+        del self.strokes[n_strokes:], self._results[n_strokes:]
         return self.result
 
 
@@ -176,9 +188,21 @@ class ClickCorrector:
             A click outside the slice, or a ``+`` where the structure may not lie (gray
             matter outside the cord); nothing changes.
         """
+        return self.scribble(slice_index, [(row, col)], positive, structure)
+
+    def scribble(self, slice_index: int, points, positive: bool, structure: str) -> tuple:
+        """Like :meth:`click` for a short scribble: its ``(row, col)`` points are clicks of one
+        sign, decided together as one undo step (points where a ``+`` may not lie are skipped,
+        unless all are)."""
         s = int(slice_index)
         session = self._session_for(s, structure)
-        dseg, lesion = session.add(Click(int(row), int(col), bool(positive)))
+        clicks = [Click(int(r), int(c), bool(positive)) for r, c in dict.fromkeys((int(r), int(c)) for r, c in points)]
+        if positive and len(clicks) > 1:
+            allowed = allowed_region(split_overlay(self.editor.overlay[s], self.editor.under[s])[0], structure)
+            inside = [c for c in clicks if 0 <= c.row < allowed.shape[0] and 0 <= c.col < allowed.shape[1]
+                      and allowed[c.row, c.col]]
+            clicks = inside or clicks
+        dseg, lesion = session.add_stroke(clicks)
         overlay, under = compose_overlay(dseg, lesion)
         changed = (overlay != self.editor.overlay[s]) | (under != self.editor.under[s])
         if not changed.any():
@@ -200,9 +224,9 @@ class ClickCorrector:
         session = self.session
         if session is not None and self._slice == s and session.structure == structure:
             states = session.states
-            for n_clicks in range(len(states) - 1, -1, -1):
-                if _same_labels(states[n_clicks], dseg, lesion):
-                    session.rewind(n_clicks)
+            for n_strokes in range(len(states) - 1, -1, -1):
+                if _same_labels(states[n_strokes], dseg, lesion):
+                    session.rewind(n_strokes)
                     return session
         prior = self.priors.get(structure)
         self.session = ClickSession(np.asarray(self.images[s]), dseg, lesion, structure,

@@ -1,8 +1,8 @@
 """Annotation dock: structure palette, tools, brush size, nesting, undo/redo, copy, layout.
 
 Keys (on the labels layers, so they work wherever the mouse is over the canvas):
-1-7 structures, B brush, E eraser, F fill, G polygon, K click correction (click: add,
-Shift+click: remove), [ and ] brush size, C / Shift+C copy from the slice above / below,
+1-7 structures, B brush, E eraser, F fill, G polygon, K click correction (click or scribble:
+add, Shift+click: remove), [ and ] brush size, C / Shift+C copy from the slice above / below,
 Ctrl+Z / Ctrl+Shift+Z undo / redo.
 """
 
@@ -32,8 +32,9 @@ TOOL_TIPS = {
     "eraser": "Eraser: remove labels (with Lesion selected: remove lesions only)",
     "fill": "Fill: flood the clicked region with the selected structure",
     "polygon": "Polygon: click vertices, double-click to close and fill",
-    "click": "Click correction of the selected structure (cord, gray matter or lesion): click where "
-             "the labels missed it, Shift+click where they overreach; each click one undo step",
+    "click": "Click correction of the selected structure (cord, gray matter or lesion): click or "
+             "scribble where the labels missed it, Shift+click where they overreach; each click one "
+             "undo step; hold Space to pan",
 }
 
 
@@ -205,9 +206,9 @@ class AnnotationWidget(QWidget):
 
     def _explain_tool(self, tool: str) -> None:
         """The click tool is the one whose use is not obvious from its icon: say how."""
-        self.status.setText("Click: add the selected structure where the labels missed it; "
-                            "Shift+click: remove it where they overreach. Ctrl+Z undoes a click."
-                            if tool == "click" else "")
+        self.status.setText("Click or scribble: add the selected structure where the labels missed it; "
+                            "Shift+click: remove it where they overreach. Ctrl+Z undoes a click; "
+                            "hold Space to pan." if tool == "click" else "")
 
     def _show_brush_size(self, size: int) -> None:
         if self.brush_size.value() != size:

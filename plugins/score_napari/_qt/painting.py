@@ -22,8 +22,10 @@ from score_gui.labels import LESION_VALUE
 from score_napari._qt import _napari_compat as compat
 
 TOOLS = {"brush": "paint", "eraser": "erase", "fill": "fill", "polygon": "polygon",
-         "click": "pan_zoom", "pan": "pan_zoom", "pick": "pick"}
-"""Tool names of :meth:`LabelsEditing.set_tool` and the napari Labels mode each one uses."""
+         "click": "paint", "pan": "pan_zoom", "pick": "pick"}
+"""Tool names of :meth:`LabelsEditing.set_tool` and the napari Labels mode each one uses (the
+click tool borrows the paint mode, where a drag does not pan, and paints nothing: its clicks and
+scribbles go to :class:`~score_napari._qt.clicking.ClickTool`; Space held pans)."""
 
 
 class LabelsEditing:
@@ -114,6 +116,8 @@ class LabelsEditing:
         (:meth:`score_gui.editing.LabelEditor.paint`); returns the voxels whose shown value
         changed (napari uses it to update its caches), or None.
         """
+        if self.tool == "click":
+            return None          # the click tool's strokes are clicks and scribbles, not paint
         old_overlay = np.array(data, copy=True)
         shown = self.editor.paint(key, mask, value, selected=layer.selected_label)
         if shown is None:
