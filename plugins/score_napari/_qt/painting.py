@@ -105,7 +105,7 @@ class LabelsEditing:
         new.brush_size = self.brush_size
         new.selected_label = self.label_value
         self.viewer.layers.selection.active = new
-        new.mode = TOOLS[self.tool]
+        self._apply_mode(new)
 
     # -- painting (called by napari inside the master's brush / fill / polygon) ---------------
     def paint_masked(self, layer, data, mask, value, key):
@@ -210,8 +210,13 @@ class LabelsEditing:
         self.tool = tool
         if self.master is not None:
             self.viewer.layers.selection.active = self.master
-            self.master.mode = TOOLS[tool]
+            self._apply_mode(self.master)
         self.signals.tool_changed.emit(tool)
+
+    def _apply_mode(self, layer) -> None:
+        layer.mode = TOOLS[self.tool]
+        if self.tool == "click":
+            layer.cursor = "crosshair"      # a point, not the brush circle of the paint mode it borrows
 
     def set_brush_size(self, size: int) -> None:
         self.brush_size = max(1, int(size))
