@@ -96,6 +96,8 @@ class ClickTool:
         layer = editing.master
         if editing.tool != "click" or layer is None or self.owner.scan is None:
             return
+        if layer.mode != "paint":
+            return        # Space held: napari pans and zooms meanwhile
         positive = event.button != 2 and not any(key in event.modifiers for key in NEGATIVE_MODIFIERS)
         start = np.asarray(layer.world_to_data(event.position), float)
         path = [start]
