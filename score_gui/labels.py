@@ -361,6 +361,13 @@ def check_label_values(path: str | Path, data: np.ndarray, kind: str = "label ma
     raise ScoreInputError(path, f"label values {bad[:5]} outside the table 0-{top} {where}")
 
 
+def lesion_file_beside(dseg_file: str | Path) -> Path | None:
+    """The ``_lesion`` file that belongs to a ``_dseg`` file, if it exists."""
+    dseg_file = Path(dseg_file)
+    candidate = Path(str(dseg_file).replace("_dseg.nii", "_lesion.nii"))
+    return candidate if candidate != dseg_file and candidate.exists() else None
+
+
 def read_labels(dseg_file: str | Path, scan: Scan, lesion_file: str | Path | None = None) -> LabelMap:
     """Read a dseg (and lesion map) on ``scan``'s grid, checking grid, affine and values.
 
@@ -371,8 +378,7 @@ def read_labels(dseg_file: str | Path, scan: Scan, lesion_file: str | Path | Non
     check_label_values(dseg_file, data)
     dseg = data.astype(np.uint8)
     if lesion_file is None:
-        candidate = Path(str(dseg_file).replace("_dseg.nii", "_lesion.nii"))
-        lesion_file = candidate if candidate != dseg_file and candidate.exists() else None
+        lesion_file = lesion_file_beside(dseg_file)
     lesion = None
     if lesion_file is not None:
         lesion_data = _label_volume(Path(lesion_file), scan, "lesion map")

@@ -39,7 +39,7 @@ def reviewed_slice_names(study, source: str) -> list[str]:
     """``stem:slice`` of every slice training would learn from ``source`` (its reviewed
     labelled slices, as :func:`score_gui.training.data.load_scan_slices` picks them),
     read from the label files without the images."""
-    from score_gui.labels import LabelMap, load_label_volume, read_sidecar_provenance
+    from score_gui.labels import LabelMap, lesion_file_beside, load_label_volume, read_sidecar_provenance
     from score_gui.training.data import rater_scans, rater_who
 
     study = study if isinstance(study, Study) else Study.open(study)
@@ -48,9 +48,9 @@ def reviewed_slice_names(study, source: str) -> list[str]:
     for entry in rater_scans(study, source):
         path = entry.dseg_path(who)
         dseg = np.moveaxis(np.asarray(load_label_volume(path)[1]), -1, 0)
-        lesion_file = Path(str(path).replace("_dseg.nii", "_lesion.nii"))
-        lesion = (np.moveaxis(np.asarray(load_label_volume(lesion_file, "lesion map")[1]), -1, 0)
-                  if lesion_file != path and lesion_file.exists() else None)
+        lesion_file = lesion_file_beside(path)
+        lesion = (None if lesion_file is None
+                  else np.moveaxis(np.asarray(load_label_volume(lesion_file, "lesion map")[1]), -1, 0))
         labels = LabelMap(dseg=dseg, lesion=lesion, provenance=read_sidecar_provenance(path, dseg.shape[0]))
         names += [f"{entry.stem}:{s}" for s in np.flatnonzero(labels.reviewed_slices())]
     return names

@@ -173,7 +173,8 @@ class ScoreViewer:
             self.pool.refresh_labels()      # the loader emptied the labels
         self._show_middle_slice()
         self.viewer.reset_view()
-        box = self.cord_box() if self.cord_box() is not None else frame_box
+        box = self.cord_box()
+        box = frame_box if box is None else box
         if zoom and box is not None:
             self.zoom_to_cord(margin=margin, box=box)
         self.reference_layers.match_zoom(self.viewer.camera.zoom)
