@@ -68,8 +68,10 @@ print(t[['scan', 'slice', 'level', 'canal', 'cord', 'wm', 'gm', 'anterior_horns'
     setup
     shift || true
     export QT_QPA_PLATFORM=xcb
-    # pytest-xvfb starts a virtual display for the GUI tests.
-    exec "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
+    # pytest-xvfb starts a virtual display for the GUI tests (one per worker). Two workers
+    # (SCORE_TEST_WORKERS) run whole files, in the suite's order (tests/conftest.py).
+    exec "$VENV/bin/python" -m pytest -p no:cacheprovider -n "${SCORE_TEST_WORKERS:-2}" \
+      --dist loadfile --no-loadscope-reorder "$@"
     ;;
   bundle)
     setup

@@ -60,3 +60,30 @@ def parse_label_name(path: str | Path) -> LabelFileName:
         stem, who, kind = re.sub(r"\.nii(\.gz)?$", "", name), "", "dseg"
     entities = dict(_ENTITY.findall(stem))
     return LabelFileName(stem, who, entities.get("sub", stem), entities.get("ses", ""), kind)
+
+
+# -- label sources ------------------------------------------------------------------------
+CONSENSUS = "consensus"
+"""The raters' majority vote (``desc-consensus``) as a label source to learn."""
+
+
+def rater_who(rater: str) -> str:
+    """``"A"`` or ``"raterA"`` -> ``"raterA"`` (the label source name); ``"consensus"`` stays.
+
+    >>> rater_who("A"), rater_who("raterB"), rater_who("consensus")
+    ('raterA', 'raterB', 'consensus')
+    """
+    rater = str(rater)
+    if rater == CONSENSUS:
+        return CONSENSUS
+    return rater if rater.startswith("rater") and len(rater) > 5 else f"rater{rater}"
+
+
+def source_id(rater: str) -> str:
+    """The short name of a label source in model names: ``"A"`` for rater A, ``"consensus"``.
+
+    >>> source_id("raterA"), source_id("B"), source_id("consensus")
+    ('A', 'B', 'consensus')
+    """
+    who = rater_who(rater)
+    return who if who == CONSENSUS else who[len("rater"):]

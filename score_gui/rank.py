@@ -147,7 +147,7 @@ def rank_slices(study, rater: str, models="default", device: str = "cpu",
     from score_gui.labels import check_who
     from score_gui.scan import read_scan
     from score_gui.study import Study
-    from score_gui.training.data import rater_who
+    from score_gui.naming import rater_who
 
     started = time.monotonic()
     who = check_who(rater_who(rater))
@@ -197,7 +197,7 @@ def ranking_path(study, rater: str) -> Path:
     Ranking segments every scan (seconds each), so the result is kept and reopened with the
     study instead of being recomputed every session.
     """
-    from score_gui.training.data import rater_who
+    from score_gui.naming import rater_who
 
     return Path(study.derivatives) / "ranking" / f"{rater_who(rater)}.tsv"
 

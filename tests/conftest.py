@@ -91,6 +91,8 @@ def pytest_collection_modifyitems(config, items):
     After ``make_napari_viewer`` (which swaps in a mock app-model) a real ``napari.Viewer``
     registers this plugin's commands a second time in napari's global app-model and napari
     refuses the duplicate. Plain napari and the application never share a process, so
-    ordering the tests, not patching napari, is the fix.
+    ordering the tests, not patching napari, is the fix. With pytest-xdist each worker
+    takes whole files in this order (``./score.sh test``: ``--dist loadfile
+    --no-loadscope-reorder``), so no worker meets a real viewer after the fixture.
     """
     items.sort(key=_run_order)

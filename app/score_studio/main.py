@@ -65,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     # the rater's ID dialog should open over the window, not before it.
     window.show()
     window.settle()
-    if not args.screenshot:
-        window.start_warm_up()      # the panes' layers in the event loop; a given study opens after
+    # The panes' layers in the event loop, the shown ones first; a given study's first scan
+    # opens once those are made.
+    window.start_warm_up()
     opened = open_requested(window, args)
+    if args.screenshot:
+        window.warm_up.open_waiting_now()
+        window.warm_up.stop()       # the picture shows the layout's panes: no hidden ones needed
     if args.mode:
         window.set_mode(args.mode)
     if args.layout:

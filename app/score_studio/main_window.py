@@ -255,10 +255,9 @@ class MainWindow(QMainWindow):
         self.remember_window()
         super().closeEvent(event)
 
-    def _open_waiting(self, entry: ScanEntry | None) -> None:
-        """The scan asked for during the warm-up, now that the panes are made."""
-        if entry is not None:
-            self.open_entry(entry)
+    def _open_waiting(self, entry: ScanEntry) -> None:
+        """The scan asked for during the warm-up, now that the shown panes are made."""
+        self.open_entry(entry)
 
     # ------------------------------------------------------------------------------------
     # Opening data (:class:`~score_studio.opening.ScanOpener`)
@@ -390,6 +389,8 @@ class MainWindow(QMainWindow):
             self.export.refresh(self.study, self.entry)
         elif mode == "qc":
             self.qc_mode.refresh()
+        elif mode == "longitudinal":
+            self.longitudinal_mode.refresh()
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog(self)

@@ -73,6 +73,7 @@ class ScanOpener:
 
     def __init__(self, window):
         self.window = window
+        self._asked: tuple[Path, float] | None = None   # a scan waiting for the panes, since when
 
     def open_path(self, path: Path) -> None:
         """Open a scan file, a study folder or a DICOM folder (:class:`ScoreInputError` when
@@ -137,10 +138,14 @@ class ScanOpener:
         window = self.window
         if window.entry is not None and Path(entry.path) == Path(window.entry.path) and window.scan is not None:
             return
-        if window.warm_up.running:
-            window.warm_up.defer(entry)       # opens as soon as the panes are made
+        if window.warm_up.blocks_opening:
+            self._asked = (Path(entry.path), time.perf_counter())   # the wait counts in the message
+            window.warm_up.defer(entry)       # opens as soon as the shown panes are made
             return
         started = time.perf_counter()
+        if self._asked is not None and self._asked[0] == Path(entry.path):
+            started = self._asked[1]
+        self._asked = None
         window.rater.finish()
         try:
             scan = read_scan(entry.path)

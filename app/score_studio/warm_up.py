@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtWidgets import QApplication
 
 
 class ViewerWarmUp(QObject):
-    """Advance :meth:`ScoreViewer.warm_up_steps` one step per event-loop turn (a pane, about
-    0.3 s), so the first scan the user opens shows in well under a second and the window
-    answers all along. A scan asked for meanwhile waits (:meth:`defer`) and is handed back
-    by :attr:`ready` when the panes are made.
+    """Advance :meth:`ScoreViewer.warm_up_steps` one step per event-loop turn (a pane, a few
+    tenths of a second), so the first scan the user opens shows in well under a second and
+    the window answers all along.
+
+    The panes the layout shows are made first. A scan asked for before they are made waits
+    (:meth:`defer`) and is handed back by :attr:`ready` as soon as they are; the hidden
+    panes and the spare contour layers are made afterwards, under the open scan.
 
     Attributes
     ----------
     progress : Signal(str)
         A status message while a scan waits.
     ready : Signal(object)
-        The warm-up ended; the waiting scan entry, or None.
+        The waiting scan entry can open now (the shown panes are made).
     """
 
     progress = Signal(str)
@@ -26,7 +30,6 @@ class ViewerWarmUp(QObject):
         super().__init__(parent)
         self.score_viewer = score_viewer
         self._steps = None
-        self._done = 0
         self._timer = None
         self._deferred = None
 
@@ -34,26 +37,38 @@ class ViewerWarmUp(QObject):
     def running(self) -> bool:
         return self._steps is not None
 
+    @property
+    def blocks_opening(self) -> bool:
+        """Whether a scan must wait: the panes the layout shows are not made yet."""
+        return self.running and self.score_viewer.shown_panes_left() > 0
+
     def start(self, layout: str) -> None:
         """Make the layers in ``layout`` (the one they will show in)."""
         self.score_viewer.set_layout(layout)
         self._steps = self.score_viewer.warm_up_steps()
-        self._done = 0
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._step)
         self._timer.start(0)
 
     def defer(self, entry) -> None:
-        """Open ``entry`` as soon as the panes are made."""
+        """Open ``entry`` as soon as the panes the layout shows are made."""
         self._deferred = entry
-        self.progress.emit(f"Preparing the viewer; {entry.stem} opens next")
+        self._say_what_waits()
+
+    def open_waiting_now(self) -> None:
+        """Make the panes the layout shows now, then hand back a waiting scan (the rest of
+        the warm-up goes on in the event loop)."""
+        if self.running:
+            self.score_viewer.make_shown_panes()
+        self._hand_back()
 
     def finish(self) -> None:
         """Make the layers not made yet now, then hand back a waiting scan."""
         if self._steps is not None:
             for _ in self._steps:
                 pass
-        self._end()
+        self.stop()
+        self._hand_back()
 
     def stop(self) -> None:
         """Stop without making the rest (the window closes)."""
@@ -63,15 +78,25 @@ class ViewerWarmUp(QObject):
             self._timer = None
 
     def _step(self) -> None:
+        if QApplication.mouseButtons():
+            return      # never swap the active layer under a stroke: the next turn
         if self._steps is None or next(self._steps, StopIteration) is StopIteration:
-            self._end()
+            self.stop()
+            self._hand_back()
             return
-        self._done += 1
-        if self._deferred is not None:
-            self.progress.emit(f"Preparing the viewer (step {self._done} of "
-                               f"{self.score_viewer.warm_up_step_count()}); {self._deferred.stem} opens next")
+        if self._deferred is None:
+            return
+        if self.score_viewer.shown_panes_left() == 0:
+            self._hand_back()
+        else:
+            self._say_what_waits()
 
-    def _end(self) -> None:
-        self.stop()
+    def _say_what_waits(self) -> None:
+        left = self.score_viewer.shown_panes_left()
+        self.progress.emit(f"Preparing the viewer: {left} pane{'s' if left != 1 else ''} to make; "
+                           f"{self._deferred.stem} opens next")
+
+    def _hand_back(self) -> None:
         entry, self._deferred = self._deferred, None
-        self.ready.emit(entry)
+        if entry is not None:
+            self.ready.emit(entry)

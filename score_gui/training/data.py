@@ -24,6 +24,7 @@ from score_gui.errors import ScoreInputError
 from score_gui.labels import read_labels
 from score_gui.mdgru.heads import HEADS, TISSUE_VALUES, HeadSpec, stack_targets, targets_from_labels
 from score_gui.mdgru.preprocess import canal_centre_from_labels, zscore_slices
+from score_gui.naming import CONSENSUS, rater_who, source_id  # noqa: F401 (public here too)
 from score_gui.scan import read_scan
 from score_gui.study import ScanEntry, Study
 from score_gui.training.augment import AugmentConfig, augment_slice
@@ -62,32 +63,6 @@ class LabelledSlice:
         if centre is None:
             return ((self.dseg.shape[0] - 1) / 2, (self.dseg.shape[1] - 1) / 2)
         return (float(centre[0]), float(centre[1]))
-
-
-CONSENSUS = "consensus"
-"""The raters' majority vote (``desc-consensus``) as a label source to learn."""
-
-
-def rater_who(rater: str) -> str:
-    """``"A"`` or ``"raterA"`` -> ``"raterA"`` (the label source name); ``"consensus"`` stays.
-
-    >>> rater_who("A"), rater_who("raterB"), rater_who("consensus")
-    ('raterA', 'raterB', 'consensus')
-    """
-    rater = str(rater)
-    if rater == CONSENSUS:
-        return CONSENSUS
-    return rater if rater.startswith("rater") and len(rater) > 5 else f"rater{rater}"
-
-
-def source_id(rater: str) -> str:
-    """The short name of a label source in model names: ``"A"`` for rater A, ``"consensus"``.
-
-    >>> source_id("raterA"), source_id("B"), source_id("consensus")
-    ('A', 'B', 'consensus')
-    """
-    who = rater_who(rater)
-    return who if who == CONSENSUS else who[len("rater"):]
 
 
 def rater_scans(study: Study, rater: str) -> list[ScanEntry]:

@@ -247,9 +247,10 @@ def test_cancel_stops_segment_all(window, qtbot, tmp_path):
 
 
 def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isolated_home, study, qtbot):
-    """The panes' layers are made a pane per event-loop turn after start-up; a study opened
-    meanwhile (as from the command line) lists at once and its scan opens when the layers
-    are made, swapping data into them."""
+    """The panes' layers are made a pane per event-loop turn after start-up, the shown ones
+    first; a study opened meanwhile (as from the command line) lists at once, and its scan
+    opens as soon as the shown panes are made, swapping data into them. The hidden panes
+    are made afterwards with the open scan's images and contours, in their grid places."""
     from score_studio.main_window import MainWindow
     from score_studio.settings import AppSettings
 
@@ -259,20 +260,52 @@ def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isola
         win.show()
         win.settle()
         win.start_warm_up()
+        sv = win.score_viewer
         assert win.warming_up and len(win.viewer.layers) == 0
-        qtbot.waitUntil(lambda: len(win.viewer.layers) >= 2, timeout=10_000)
-        assert win.warming_up                     # a pane made, the rest still to come
         assert win.open_path(study.root)
         assert win.study is not None and win.scan is None        # listed; the scan waits
         assert "opens next" in win.statusBar().currentMessage()
-        qtbot.waitUntil(lambda: "of 13)" in win.statusBar().currentMessage(), timeout=10_000)
         qtbot.waitUntil(lambda: win.scan is not None, timeout=60_000)
-        assert not win.warming_up and win.entry.path == study.scans[0].path
-        layers = list(win.viewer.layers)
-        assert len(layers) == 44                    # 11 panes x (image, labels, 2 contour sets)
-        assert {p.key for p in win.score_viewer.panes if p.references.get("raterB") is not None
-                and p.references["raterB"].visible} == {"1-5", "6-8"}    # a spare set took B
-        assert np.array_equal(win.score_viewer.panes[0].image.data, win.scan.images[:, 0])
+        assert win.warming_up and win.entry.path == study.scans[0].path
+        assert {"1-5", "6-8"} <= set(sv.pane_keys) and len(sv.pane_keys) < 11   # the working panes first
+        assert {p.key for p in sv.panes if p.references["raterB"].visible} == {"1-5", "6-8"}
+        qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
+        assert sv.pane_keys == [key for key, _, _ in sv.pane_images(win.scan)]   # grid order
+        assert len(win.viewer.layers) == 44         # 11 panes x (image, raterB, a spare set, labels)
+        stride = win.viewer.canvas.grid.stride
+        assert stride == 4 and list(win.viewer.layers) == [layer for p in sv.panes for layer in p.layers()]
+        for pane, (key, _title, image) in zip(sv.panes, sv.pane_images(win.scan)):
+            assert np.array_equal(pane.image.data, image), key          # made late with the scan's data
+            assert pane.labels.data is sv.overlay
+            assert pane.references["raterB"].data is sv.reference_layers.maps["raterB"]
+        assert {p.key for p in sv.panes if p.references["raterB"].visible} == {"1-5", "6-8"}
+    finally:
+        win.rater.autosave_timer.stop()
+        win.dispose()
+
+
+def test_layout_chosen_during_the_warm_up_makes_its_panes_first(qapp, isolated_home, study, qtbot):
+    """A scan open before the warm-up ends, then a pane not made yet asked for: it is made
+    at once, with the scan's image; the rest still come in the event loop."""
+    from score_studio.main_window import MainWindow
+    from score_studio.settings import AppSettings
+
+    win = MainWindow(settings=AppSettings(rater_id="A"), interactive=False)
+    try:
+        win.resize(1200, 800)
+        win.show()
+        win.settle()
+        win.start_warm_up()
+        win.open_path(study.root)
+        qtbot.waitUntil(lambda: win.scan is not None, timeout=60_000)
+        sv = win.score_viewer
+        assert "TI5" not in sv.pane_keys and win.warming_up
+        sv.set_layout("single", "TI5")
+        assert [p.key for p in sv.visible_panes()] == ["TI5"]
+        assert np.array_equal(sv.pool.pane("TI5").image.data, win.scan.images[:, 4])
+        assert sv.editing.master is sv.pool.pane("TI5").labels
+        qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
+        assert len(sv.pane_keys) == 11
     finally:
         win.rater.autosave_timer.stop()
         win.dispose()

@@ -82,7 +82,7 @@ def test_number_keys_override_napari_mode_keys(env):
 
     sv, widget, _, _, _, app = env
     sv.set_tool("brush")
-    native = sv._vispy_canvas()._scene_canvas.native
+    native = sv.pool.vispy_canvas()._scene_canvas.native
     native.setFocus()
     for key, value in ((Qt.Key.Key_3, lab.GM), (Qt.Key.Key_7, LESION_VALUE), (Qt.Key.Key_1, lab.CSF)):
         QTest.keyClick(native, key)

@@ -71,7 +71,8 @@ def fresh_targets(sv) -> dict:
     return {"qt_viewer": sv.viewer, "unwrap_proxy": PublicOnlyProxy(sv.viewer),
             "paint_hook": labels, "region_refresh": labels, "paused_scene": canvas,
             "grid_layout_memo": ViewerModel(), "single_slicing": ViewerModel(),
-            "slice_when_visible": image, "light_layers": (image, canvas), "one_extent_update": ViewerModel()}
+            "slice_when_visible": image, "light_layers": (image, canvas), "one_extent_update": ViewerModel(),
+            "controls_on_demand": sv.viewer, "editing_overlays": labels}   # the patch changes connections, not attributes
 
 
 @pytest.mark.parametrize("name", sorted(compat.PATCHES))
@@ -122,17 +123,17 @@ def test_paused_scene_lays_the_grid_out_once(sv, monkeypatch):
         None if canvas._pause_scene_graph else calls.append(1), original(*a, **k)))
     layers = [pane.image for pane in sv.panes[:4]]
     try:
-        with compat.scene_paused(sv.viewer, sv._scene_signature):
+        with compat.scene_paused(sv.viewer, sv.pool.scene_signature):
             assert canvas._pause_scene_graph
             for layer in layers:
                 layer.visible = False
         assert not canvas._pause_scene_graph and len(calls) == 1    # napari alone: 4
     finally:
-        with compat.scene_paused(sv.viewer, sv._scene_signature):
+        with compat.scene_paused(sv.viewer, sv.pool.scene_signature):
             for layer in layers:
                 layer.visible = True
     assert len(calls) == 2
-    with compat.scene_paused(sv.viewer, sv._scene_signature):
+    with compat.scene_paused(sv.viewer, sv.pool.scene_signature):
         layers[0].visible = False
         layers[0].visible = True
     assert len(calls) == 2                                    # nothing changed in the end: no lay-out
@@ -308,3 +309,52 @@ def test_one_extent_update_updates_the_viewer_once_for_a_batch():
     assert calls == [1]
     assert viewer.layers.extent.world[1][-1] == pytest.approx(4 + 2 * (10 - 1))   # the last pixel centre
     assert all(tuple(layer.scale) == (1, 2, 2) and layer.data.shape == (2, 10, 10) for layer in layers)
+
+
+def test_controls_on_demand_makes_only_the_selected_layers_controls(sv):
+    """Layers added in a batch get no controls panel; the one selected when the event loop
+    turns gets its panel, another gets one when selected, and removing either works."""
+    from qtpy.QtWidgets import QApplication
+
+    controls = compat.qt_viewer_of(sv.viewer).controls
+    assert getattr(controls, "_score_on_demand", False)       # applied by the ScoreViewer
+    added = [sv.viewer.add_image(np.zeros((4, 8, 8), np.float32), name=f"probe {i}", visible=False)
+             for i in range(3)]
+    try:
+        assert not any(layer in controls.widgets for layer in added)
+        QApplication.instance().processEvents()
+        assert [layer in controls.widgets for layer in added] == [False, False, True]
+        assert controls.currentWidget() is controls.widgets[added[2]]
+        sv.viewer.layers.selection.active = added[0]
+        QApplication.instance().processEvents()
+        assert added[0] in controls.widgets and controls.currentWidget() is controls.widgets[added[0]]
+    finally:
+        for layer in added:
+            sv.viewer.layers.remove(layer)
+    assert not any(layer in controls.widgets for layer in added)
+    sv.relayout()       # the master selected again
+
+
+def test_editing_overlays_only_on_the_master(sv, env):
+    """The polygon and brush-stroke visuals are built for the labels layer being edited,
+    not for outline layers; the master of another layout gets them when it becomes the
+    master."""
+    canvas = compat.vispy_canvas(sv.viewer)
+    truth = env[1]
+
+    def built(layer) -> bool:
+        return layer._overlays["polygon"] in canvas._layer_overlay_to_visual.get(layer, {})
+
+    assert built(sv.master) and sv.master._overlays["polygon"].visible
+    sv.add_reference_labels("raterB", truth)
+    try:
+        outlines = [pane.references["raterB"] for pane in sv.panes]
+        assert any(layer.visible for layer in outlines)
+        assert not any(built(layer) or layer._overlays["brush_stroke"].visible for layer in outlines)
+    finally:
+        sv.remove_reference_labels("raterB")
+    sv.set_layout("single", sv.panes[-1].key)
+    try:
+        assert sv.master is sv.panes[-1].labels and built(sv.master)
+    finally:
+        sv.set_layout("all")

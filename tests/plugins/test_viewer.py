@@ -126,7 +126,7 @@ def drag(sv, app, pane_key, points):
     from qtpy.QtGui import QMouseEvent
     from qtpy.QtTest import QTest
 
-    native = sv._vispy_canvas()._scene_canvas.native
+    native = sv.pool.vispy_canvas()._scene_canvas.native
     pixels = [QPoint(*sv.canvas_position(pane_key, r, c)) for r, c in points]
     QTest.mousePress(native, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixels[0])
     for pixel in pixels[1:]:
@@ -406,7 +406,7 @@ def test_hidden_panes_show_the_current_slice_when_shown(sv, env):
 def test_every_cell_follows_the_camera_after_a_layout_switch(sv, env):
     """From two panes to eleven: napari must build a view with a linked camera for every
     cell (pane titles placed while the scene was paused once left 9 cells without one)."""
-    canvas = sv._vispy_canvas()
+    canvas = sv.pool.vispy_canvas()
     sv.set_layout("working")
     sv.set_layout("all")
     cells = list(sv.viewer.canvas.grid.iter_viewboxes(sv.viewer.layers))
@@ -418,7 +418,7 @@ def click(sv, app, pane_key, row, col, modifier=None, button=None):
     from qtpy.QtCore import QPoint, Qt
     from qtpy.QtTest import QTest
 
-    native = sv._vispy_canvas()._scene_canvas.native
+    native = sv.pool.vispy_canvas()._scene_canvas.native
     pixel = QPoint(*sv.canvas_position(pane_key, row, col))
     modifier = modifier or Qt.KeyboardModifier.NoModifier
     button = button or Qt.MouseButton.LeftButton

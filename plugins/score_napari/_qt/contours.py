@@ -15,6 +15,7 @@ over (:meth:`ReferenceContours.add` and :meth:`ReferenceContours.remove`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -124,6 +125,19 @@ class _PerPaneLayers:
         self.scan = scan
         self.overlay = overlay
         self.relayout = relayout
+        pool.groups.append(self)        # a pane made later gets this kind's layers too
+
+    def group_of(self, pane) -> dict:
+        """This kind's layers in ``pane``, by name."""
+        raise NotImplementedError
+
+    def layer_names(self) -> list[str]:
+        """The names of this kind's layers, each on every pane."""
+        raise NotImplementedError
+
+    def layer_for(self, name: str, pane):
+        """A new layer ``name`` for ``pane``."""
+        raise NotImplementedError
 
 
 class ReferenceContours(_PerPaneLayers):
@@ -219,26 +233,31 @@ class ReferenceContours(_PerPaneLayers):
                     layer.scale, layer.translate = scale, translate
                 layer.data = array
 
-    def _make_layers(self, who: str, overlay: np.ndarray) -> None:
+    def group_of(self, pane) -> dict:
+        return pane.references
+
+    def layer_names(self) -> list[str]:
+        return list(self.maps)     # spares included: every pane has their layers
+
+    def layer_for(self, who: str, pane):
         from napari.layers import Labels
 
+        scale, translate = fine_placement(self.scan(), self.boxes[who], self.fine)
+        layer = Labels(self.maps[who], name=reference_layer_name(who, pane), scale=scale, translate=translate,
+                       colormap=outline_colormap(is_automatic(who)), opacity=self.opacity,
+                       visible=self.layout.reference_shown_on(pane, self.wanted(who)),
+                       metadata={"score_pane": pane.key, "score_role": "reference", "score_who": who})
+        layer.contour = 1
+        layer.editable = False
+        compat.hide_editing_overlays(layer)
+        return layer
+
+    def _make_layers(self, who: str, overlay: np.ndarray) -> None:
         self.sources[who] = overlay
-        box = self.boxes[who] = labels_box(overlay)
-        array = self.maps[who] = fine_grid(overlay, box, self.fine)
+        self.boxes[who] = labels_box(overlay)
+        self.maps[who] = fine_grid(overlay, self.boxes[who], self.fine)
         self.visible[who] = not is_spare(who)
-        cmap = outline_colormap(is_automatic(who))
-        scale, translate = fine_placement(self.scan(), box, self.fine)
-
-        def make(pane):
-            layer = Labels(array, name=reference_layer_name(who, pane), scale=scale, translate=translate,
-                           colormap=cmap, opacity=self.opacity,
-                           visible=self.layout.reference_shown_on(pane, self.wanted(who)),
-                           metadata={"score_pane": pane.key, "score_role": "reference", "score_who": who})
-            layer.contour = 1
-            layer.editable = False
-            return layer
-
-        self.pool.insert_per_pane(lambda pane: pane.references, who, make, then=self.relayout)
+        self.pool.insert_per_pane(self.group_of, who, partial(self.layer_for, who), then=self.relayout)
 
     def remove(self, who: str, keep_layers: bool = False) -> None:
         """Stop showing ``who``'s contours. With ``keep_layers`` its layers stay, hidden and
@@ -248,7 +267,7 @@ class ReferenceContours(_PerPaneLayers):
         if keep_layers:
             self._make_spare(who)
             return
-        self.pool.remove_per_pane(lambda pane: pane.references, who, then=self.relayout)
+        self.pool.remove_per_pane(self.group_of, who, then=self.relayout)
         for table in (self.maps, self.sources, self.boxes, self.visible):
             del table[who]
 
@@ -311,6 +330,7 @@ class HeatMaps(_PerPaneLayers):
     def __init__(self, *args):
         super().__init__(*args)
         self.arrays: dict[str, np.ndarray] = {}
+        self.styles: dict[str, tuple] = {}       # name -> (colormap, opacity, contrast limits)
         self.visible: dict[str, bool] = {}
 
     def wanted(self, name: str) -> bool:
@@ -326,33 +346,40 @@ class HeatMaps(_PerPaneLayers):
         limits = (0.0, high if high > 0 else 1.0)
         if name in self.arrays:
             self.arrays[name][...] = array
+            self.styles[name] = (*self.styles[name][:2], limits)
             for pane in self.pool.panes:
                 pane.extras[name].contrast_limits = limits
                 pane.extras[name].refresh()
             return
         self._make_layers(name, array, colormap, opacity, limits)
 
-    def _make_layers(self, name, array, colormap, opacity, limits) -> None:
+    def group_of(self, pane) -> dict:
+        return pane.extras
+
+    def layer_names(self) -> list[str]:
+        return list(self.arrays)
+
+    def layer_for(self, name: str, pane):
         from napari.layers import Image
 
+        colormap, opacity, limits = self.styles[name]
+        return Image(self.arrays[name], name=f"{name} {pane.title}", scale=layer_scale(self.scan()),
+                     colormap=colormap, opacity=opacity, blending="additive", contrast_limits=limits,
+                     visible=self.layout.pane_shown(pane),
+                     metadata={"score_pane": pane.key, "score_role": "overlay", "score_name": name})
+
+    def _make_layers(self, name, array, colormap, opacity, limits) -> None:
         self.arrays[name] = array
+        self.styles[name] = (colormap, opacity, limits)
         self.visible[name] = True
-        scale = layer_scale(self.scan())
-
-        def make(pane):
-            return Image(array, name=f"{name} {pane.title}", scale=scale, colormap=colormap,
-                         opacity=opacity, blending="additive", contrast_limits=limits,
-                         visible=self.layout.pane_shown(pane),
-                         metadata={"score_pane": pane.key, "score_role": "overlay", "score_name": name})
-
-        self.pool.insert_per_pane(lambda pane: pane.extras, name, make, then=self.relayout)
+        self.pool.insert_per_pane(self.group_of, name, partial(self.layer_for, name), then=self.relayout)
 
     def remove(self, name: str) -> None:
         if name not in self.arrays:
             return
-        self.pool.remove_per_pane(lambda pane: pane.extras, name, then=self.relayout)
-        del self.arrays[name]
-        del self.visible[name]
+        self.pool.remove_per_pane(self.group_of, name, then=self.relayout)
+        for table in (self.arrays, self.styles, self.visible):
+            del table[name]
 
     def remove_all(self) -> None:
         for name in list(self.arrays):

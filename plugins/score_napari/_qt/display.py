@@ -175,8 +175,9 @@ class LabelsStyle:
             self.visible = bool(visible)
         self.apply()
 
-    def apply(self) -> None:
-        for pane in self.pool.panes:
+    def apply(self, panes=None) -> None:
+        """Style the labels of ``panes`` (default: every pane)."""
+        for pane in self.pool.panes if panes is None else panes:
             pane.labels.contour = 1 if self.contours else 0
             pane.labels.opacity = self.opacity()
 

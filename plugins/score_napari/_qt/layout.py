@@ -41,8 +41,8 @@ class PaneLayout:
         if preset not in LAYOUTS:
             raise ValueError(f"unknown layout {preset!r}; one of {LAYOUTS}")
         if pane is not None:
-            if pane not in self.pool.keys:
-                raise ValueError(f"unknown pane {pane!r}; one of {self.pool.keys}")
+            if pane not in self.pool.planned:
+                raise ValueError(f"unknown pane {pane!r}; one of {self.pool.planned}")
             self.single_pane = pane
         self.preset = preset
 
@@ -53,8 +53,9 @@ class PaneLayout:
             self.single_pane = "1-5" if is_amira else keys[0]
 
     def shown_keys(self, keys: list[str] | None = None) -> set[str]:
-        """The pane keys the current layout shows, out of ``keys`` (default: every pane)."""
-        keys = self.pool.keys if keys is None else keys
+        """The pane keys the current layout shows, out of ``keys`` (default: every pane,
+        made or not)."""
+        keys = self.pool.planned if keys is None else keys
         if self.preset == "all" or not keys:
             return set(keys)
         if self.preset == "working":

@@ -8,6 +8,8 @@ the same panes reuses them.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from score_gui.scan import Scan
@@ -35,30 +37,40 @@ class LayerLoader:
 
     def __init__(self, owner):
         self.owner = owner
-        self.busy = False
+        self._depth = 0      # nested jobs: the outer one ends the busy time
+
+    @property
+    def busy(self) -> bool:
+        return self._depth > 0
+
+    @contextmanager
+    def working(self):
+        """Busy for the time of the block."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
 
     def load_layers(self, scan: Scan, specs, reuse: bool) -> None:
         """Empty labels of ``scan``'s shape; its images in the existing layers (``reuse``) or
         in new ones; the layout kept from scan to scan."""
         owner = self.owner
-        self.busy = True
-        try:
-            with owner.pool.scene_paused():
-                replaced = owner.editor.reset(scan.label_shape)   # empty labels, no history
-                if reuse:
-                    owner.pool.swap_images(scan, specs)
-                    if replaced:
-                        owner.pool.share_labels(owner.overlay, owner.under)
-                else:
-                    for _ in self.build_layer_steps(scan, specs):
-                        pass
-                owner.pane_layout.adopt_panes(owner.pane_keys, scan.is_amira)
-                owner.relayout()
-        finally:
-            self.busy = False
+        with self.working(), owner.pool.scene_paused():
+            replaced = owner.editor.reset(scan.label_shape)   # empty labels, no history
+            if reuse:
+                owner.pool.swap_images(scan, specs)
+                if replaced:
+                    owner.pool.share_labels(owner.overlay, owner.under)
+                self.make_pending(only_shown=True)    # opened during the warm-up
+            else:
+                for _ in self.build_layer_steps(scan, specs):
+                    pass
+            owner.pane_layout.adopt_panes(owner.pool.planned, scan.is_amira)
+            owner.relayout()
 
     def build_layer_steps(self, scan: Scan, specs):
-        """Make the panes' layers, yielding after each pane."""
+        """Make the panes' layers, yielding after each pane (the shown ones first)."""
         owner = self.owner
         keys = [key for key, _, _ in specs]
         owner.editing.forget_master()
@@ -68,33 +80,75 @@ class LayerLoader:
                                           owner.editing.prepare_labels_layer)
         owner.style.apply()
 
-    @staticmethod
-    def warm_up_step_count(n_images: int = 8, spare_references: int = 2) -> int:
-        """How many steps :meth:`warm_up_steps` takes (for a progress message)."""
-        return len(pane_images(blank_scan(n_images, (1, 2, 2)))) + spare_references
+    def shown_panes_left(self) -> int:
+        """How many of the panes the layout shows are still to make."""
+        shown = self.owner.pane_layout.shown_keys()
+        return sum(key in shown for key, _, _ in self.owner.pool.pending)
+
+    def make_pending(self, only_shown: bool = False) -> None:
+        """Make the pending panes now (``only_shown``: those the layout shows)."""
+        pool, layout = self.owner.pool, self.owner.pane_layout
+        shown = layout.shown_keys()
+        pool.prioritise(shown)
+        while pool.pending and not (only_shown and pool.made(shown)):
+            self.make_next_pending()
+
+    def make_next_pending(self) -> bool:
+        """Make one pending pane, with the scan and labels style shown now; whether one was."""
+        owner = self.owner
+        with self.working(), owner.pool.scene_paused():
+            pane = owner.pool.make_next(owner.pane_layout.shown_keys())
+            if pane is None:
+                return False
+            owner.style.apply([pane])
+            if owner.scan is not None:
+                owner.relayout()
+        return True
 
     def warm_up_steps(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192),
                       spare_references: int = 2):
-        """Make the panes' layers for an empty scan, one pane per step, then
-        ``spare_references`` sets of hidden contour layers, one set per step (a generator to
-        advance from an event loop). Nothing happens when the panes exist already."""
+        """Plan the panes of an empty scan now, and return a generator (to advance from an
+        event loop) that makes them, one pane per step (those the layout shows first), then
+        hidden contour layers, one set per step, until ``spare_references`` sets exist.
+        Nothing happens when the panes exist already.
+
+        A scan may open between two steps, once the shown panes are made
+        (:meth:`PanePool.made`): it swaps its data into them, and the later steps make the
+        remaining panes and spares for it.
+        """
         owner = self.owner
         blank = blank_scan(n_images, shape)
         specs = pane_images(blank)
-        if owner.pane_keys == [key for key, _, _ in specs]:
-            return
+        keys = [key for key, _, _ in specs]
+        if owner.pane_keys == keys:
+            return iter(())
         owner.editor.reset(blank.label_shape)
-        self.busy = True
-        try:
-            yield from self.build_layer_steps(blank, specs)
-            with owner.pool.scene_paused():
+        owner.editing.forget_master()
+        owner.pane_layout.adopt_panes(keys, blank.is_amira)
+        owner.pool.start_building(blank, specs, owner.pane_layout.shown_keys(keys), owner.overlay,
+                                  owner.under, owner.editing.prepare_labels_layer)
+        return self._warm_up_rest(blank, spare_references)
+
+    def _warm_up_rest(self, blank: Scan, spare_references: int):
+        owner = self.owner
+        while self.make_next_pending():
+            yield
+        if owner.scan is None:
+            with self.working(), owner.pool.scene_paused():
                 owner.relayout()
-            for _ in range(spare_references):
-                yield
-                owner.scan = blank     # the spares take the blank scan's geometry
-                try:
-                    owner.add_spare_references(1)
-                finally:
-                    owner.scan = None
+        # Sets of contour layers ready for references: spares, or those of a scan opened
+        # meanwhile (its references took what spares would have been).
+        while len(owner.reference_layers.maps) < spare_references:
+            yield
+            self._add_spare_set(blank)
+
+    def _add_spare_set(self, blank: Scan) -> None:
+        owner = self.owner
+        if owner.scan is not None:        # a scan opened meanwhile: spares of its geometry
+            owner.add_spare_references(1)
+            return
+        owner.scan = blank                # the spares take the blank scan's geometry
+        try:
+            owner.add_spare_references(1)
         finally:
-            self.busy = False
+            owner.scan = None

@@ -101,6 +101,7 @@ class LabelsEditing:
         if old is not None and old is not new:
             old.editable = False
         self.master = new
+        compat.show_editing_overlays(new)
         new.editable = True
         new.brush_size = self.brush_size
         new.selected_label = self.label_value

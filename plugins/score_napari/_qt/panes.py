@@ -59,28 +59,55 @@ def layer_scale(scan: Scan) -> tuple[float, float, float]:
 class PanePool:
     """The panes of one napari viewer and the layers they own.
 
+    The panes a layout shows are made first; the others can be made later, one per
+    event-loop turn (:attr:`pending`), with whatever scan, labels and per-pane layers
+    (:attr:`groups`) the viewer shows by then, so a scan can open before every pane exists.
+
     Parameters
     ----------
     viewer : napari.Viewer
         The viewer whose layer list the panes fill (and own).
+
+    Attributes
+    ----------
+    planned : list of str
+        Every pane's key, in grid order (made or not).
+    pending : list of PaneSpec
+        The panes still to make, first to last.
+    groups : list
+        Per-pane layer groups (contours, heat maps) that a pane made late must have too;
+        each has ``group_of(pane)`` (its dict in the pane), ``layer_names()`` and
+        ``layer_for(name, pane)``.
     """
 
     def __init__(self, viewer):
         self.viewer = viewer
         self.panes: list[Pane] = []
+        self.planned: list[str] = []
+        self.pending: list[PaneSpec] = []
+        self.groups: list = []
+        self._scan: Scan | None = None      # what pending panes show: scan, labels, tissue
+        self._overlay = self._under = None
+        self._prepare_labels: Callable | None = None
 
     @property
     def keys(self) -> list[str]:
+        """The keys of the panes made, in grid order."""
         return [pane.key for pane in self.panes]
 
     def pane(self, key: str) -> Pane:
         return next(pane for pane in self.panes if pane.key == key)
 
     def holds(self, specs: list[PaneSpec]) -> bool:
-        """Whether the panes are those of ``specs`` and all their layers are in the viewer
-        (then a scan can swap its data into them)."""
-        return (bool(self.panes) and self.keys == [key for key, _, _ in specs]
+        """Whether the panes are (or will be, when the pending ones are made) those of
+        ``specs`` and all their layers are in the viewer (then a scan can swap its data
+        into them)."""
+        return (bool(self.panes) and self.planned == [key for key, _, _ in specs]
                 and all(layer in self.viewer.layers for pane in self.panes for layer in pane.layers()))
+
+    def made(self, keys) -> bool:
+        """Whether every pane of ``keys`` is made."""
+        return not any(key in keys for key, _, _ in self.pending)
 
     # -- batching ----------------------------------------------------------------------------
     def scene_paused(self):
@@ -111,38 +138,71 @@ class PanePool:
     def build_steps(self, scan: Scan, specs: list[PaneSpec], shown: set[str], overlay: np.ndarray,
                     under: np.ndarray, prepare_labels: Callable):
         """Replace every layer of the viewer with the panes of ``specs``, yielding after each
-        pane. Layers of panes not in ``shown`` are made hidden (hiding them later would lay
-        the grid out again); ``prepare_labels`` readies each labels layer for editing."""
-        from napari.layers import Image, Labels
+        pane; the panes in ``shown`` first. ``prepare_labels`` readies each labels layer
+        for editing. Stopping early leaves the rest :attr:`pending` (:meth:`make_next`)."""
+        self.start_building(scan, specs, shown, overlay, under, prepare_labels)
+        while self.make_next(shown) is not None:
+            yield
 
-        grid = self.viewer.canvas.grid
-        grid.enabled = False   # one grid lay-out at the end instead of one per added layer
+    def start_building(self, scan: Scan, specs: list[PaneSpec], shown: set[str], overlay: np.ndarray,
+                       under: np.ndarray, prepare_labels: Callable) -> None:
+        """Remove every layer and plan the panes of ``specs``, those in ``shown`` first."""
+        self.viewer.canvas.grid.enabled = False   # one grid lay-out at the end, not one per layer
         self.viewer.layers.clear()
         self.panes = []
-        scale = layer_scale(scan)
-        cmap = labels_colormap()
-        for key, title, image in specs:
-            image_layer = Image(image, name=title, colormap="gray", scale=scale,
-                                contrast_limits=display_range(image), visible=key in shown,
-                                metadata={"score_pane": key, "score_role": "image"})
-            image_layer.name_overlay.visible = True
-            image_layer.name_overlay.font_size = 11
-            labels_layer = Labels(overlay, name=f"labels {title}", scale=scale, colormap=cmap,
-                                  opacity=FILLED_OPACITY, visible=key in shown,
-                                  metadata={"score_pane": key, "score_role": "labels",
-                                            "score_scan": scan, "score_tissue": under})
-            prepare_labels(labels_layer)
-            self.panes.append(Pane(key, title, image_layer, labels_layer))
-            with self.scene_paused():
-                self.viewer.layers.extend([image_layer, labels_layer])
-            self.lighten([image_layer, labels_layer])
-            yield
-        self.update_stride()
+        self.planned = [key for key, _, _ in specs]
+        self.pending = sorted(specs, key=lambda spec: spec[0] not in shown)   # stable: grid order kept
+        self._scan, self._overlay, self._under = scan, overlay, under
+        self._prepare_labels = prepare_labels
+
+    def prioritise(self, keys) -> None:
+        """Make the pending panes of ``keys`` first."""
+        self.pending.sort(key=lambda spec: spec[0] not in keys)
+
+    def make_next(self, shown: set[str]) -> Pane | None:
+        """Make the next pending pane (shown when its key is in ``shown``) with the layers
+        of every group, in its place in the grid; None when every pane is made."""
+        if not self.pending:
+            return None
+        key, title, image = self.pending.pop(0)
+        pane = self._make_pane(key, title, image, key in shown)
+        for group in self.groups:
+            for name in group.layer_names():
+                group.group_of(pane)[name] = group.layer_for(name, pane)
+        before = [p for p in self.panes if self.planned.index(p.key) < self.planned.index(key)]
+        index = sum(len(p.layers()) for p in before)
+        self.panes.insert(len(before), pane)
+        with self.scene_paused():
+            for offset, layer in enumerate(pane.layers()):
+                self.viewer.layers.insert(index + offset, layer)
+            self.update_stride()
+        self.lighten(pane.layers())
+        return pane
+
+    def _make_pane(self, key: str, title: str, image: np.ndarray, visible: bool) -> Pane:
+        from napari.layers import Image, Labels
+
+        scale = layer_scale(self._scan)
+        image_layer = Image(image, name=title, colormap="gray", scale=scale,
+                            contrast_limits=display_range(image), visible=visible,
+                            metadata={"score_pane": key, "score_role": "image"})
+        image_layer.name_overlay.visible = True
+        image_layer.name_overlay.font_size = 11
+        labels_layer = Labels(self._overlay, name=f"labels {title}", scale=scale, colormap=labels_colormap(),
+                              opacity=FILLED_OPACITY, visible=visible,
+                              metadata={"score_pane": key, "score_role": "labels",
+                                        "score_scan": self._scan, "score_tissue": self._under})
+        compat.hide_editing_overlays(labels_layer)     # the master shows them (painting)
+        self._prepare_labels(labels_layer)
+        return Pane(key, title, image_layer, labels_layer)
 
     def swap_images(self, scan: Scan, specs: list[PaneSpec]) -> None:
-        """Show ``scan`` in the existing layers (same panes): data, contrast, scale."""
+        """Show ``scan`` in the existing layers (same panes): data, contrast, scale; the
+        pending panes will show it when they are made."""
         scale = layer_scale(scan)
-        for pane, (_key, _title, image) in zip(self.panes, specs):
+        images = {key: image for key, _title, image in specs}
+        for pane in self.panes:
+            image = images[pane.key]
             pane.image.data = image
             pane.image.contrast_limits_range = display_range(image, 0, 100)
             pane.image.contrast_limits = display_range(image)
@@ -150,9 +210,12 @@ class PanePool:
                 if not np.allclose(layer.scale, scale):
                     layer.scale = scale
             pane.labels.metadata["score_scan"] = scan
+        self.pending = [(key, title, images[key]) for key, title, _image in self.pending]
+        self._scan = scan
 
     def share_labels(self, overlay: np.ndarray, under: np.ndarray) -> None:
         """Make every labels layer wrap new label arrays (after their shape changed)."""
+        self._overlay, self._under = overlay, under
         for pane in self.panes:
             pane.labels.data = overlay
             pane.labels.metadata["score_tissue"] = under

@@ -146,7 +146,7 @@ class RankingPanel(QWidget):
     def next_slice(self) -> tuple[str, int] | None:
         """Open the most useful slice still unlabelled and not shown yet; returns it (or None)."""
         from score_gui.rank import next_to_label
-        from score_gui.training.data import rater_who
+        from score_gui.naming import rater_who
 
         study, rater = self._study(), self._rater()
         if self.table is None or study is None or not rater:

@@ -111,6 +111,7 @@ class ScoreViewer:
         # (score_napari._qt._napari_compat).
         compat.memoize_grid_layout(viewer)
         compat.skip_repeated_slicing(viewer)
+        compat.make_controls_on_demand(viewer)
         viewer.dims.events.current_step.connect(self._on_step)
         # Outlines of other sources stay a screen pixel or two wide at any zoom.
         # Fit outlines once the zoom settles; a weak slot (Qt's hold on it is invisible to gc).
@@ -195,8 +196,13 @@ class ScoreViewer:
         for _ in self.warm_up_steps(n_images, shape, spare_references):
             pass
 
-    def warm_up_step_count(self, n_images: int = 8, spare_references: int = 2) -> int:
-        return self.loader.warm_up_step_count(n_images, spare_references)
+    def shown_panes_left(self) -> int:
+        """How many of the layout's panes the warm-up has still to make (a scan opens at 0)."""
+        return self.loader.shown_panes_left()
+
+    def make_shown_panes(self) -> None:
+        """Make the layout's panes that the warm-up has not made yet."""
+        self.loader.make_pending(only_shown=True)
 
     def warm_up_steps(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192),
                       spare_references: int = 2):
@@ -211,12 +217,6 @@ class ScoreViewer:
         if not pane.image.visible:
             raise ValueError(f"pane {pane_key!r} is not shown in layout {self.layout!r}")
         return canvas_position(self.viewer, pane.image, self.scan.pixel_spacing, row, col)
-
-    def _vispy_canvas(self):
-        return self.pool.vispy_canvas()
-
-    def _scene_signature(self) -> tuple:
-        return self.pool.scene_signature()
 
     # ------------------------------------------------------------------------------------
     # Labels in and out
@@ -397,6 +397,7 @@ class ScoreViewer:
         ``pane`` picks the pane of ``single`` (a key such as ``"1-5"``, ``"TI3"``, ``"all"``).
         """
         self.pane_layout.choose(preset, pane)
+        self.make_shown_panes()       # still in the warm-up: this layout's panes now
         self.relayout()
         self.viewer.reset_view()
 

@@ -294,3 +294,109 @@ def one_extent_update(viewer, layers):
                 stack.enter_context(getattr(layer.events, name).blocker(update))
         yield
     update()
+
+
+CONTROLS_ON_DEMAND = _patch(
+    "controls_on_demand",
+    "A layer's Qt controls panel (opacity, contrast, brush) made once the event loop turns "
+    "with the layer selected, not when it is added. napari makes one for every layer added "
+    "(each new layer is selected for a moment), about 50 ms each: 2.2 s of the 44 layers "
+    "of the panes, for panels of which only the selected layer's ever shows.",
+    lambda viewer: _controls_requires(viewer))
+
+
+def _controls_requires(viewer) -> list[str]:
+    from score_napari._qt._napari_compat._access import qt_viewer_of
+
+    qt_viewer = qt_viewer_of(viewer)
+    if qt_viewer is None:
+        return ["window._qt_viewer"]
+    return (missing_attributes(qt_viewer, "controls._add", "controls._remove", "controls._populate",
+                               "controls.widgets", "controls.viewer", "controls.empty_widget")
+            + missing_attributes(viewer, "layers.events.inserted", "layers.events.removed",
+                                 "layers.selection.events.changed", "layers.selection.active"))
+
+
+def make_controls_on_demand(viewer) -> bool:
+    """Make a layer's controls when the event loop turns with it selected
+    (:data:`CONTROLS_ON_DEMAND`); returns True when applied."""
+    from types import SimpleNamespace
+
+    from qtpy.QtCore import QTimer
+
+    from score_napari._qt._napari_compat._access import qt_viewer_of
+
+    qt_viewer = qt_viewer_of(viewer)
+    if qt_viewer is None or not CONTROLS_ON_DEMAND.usable(viewer):
+        return False
+    controls = qt_viewer.controls
+    if getattr(controls, "_score_on_demand", False):
+        return True
+    layers = viewer.layers
+    layers.events.inserted.disconnect(controls._add)
+    layers.events.removed.disconnect(controls._remove)
+    layers.selection.events.changed.disconnect(controls._populate)
+    container = weakref.ref(controls)
+    later = QTimer(controls)      # the selection at the next turn: after a batch of added layers
+    later.setSingleShot(True)
+    later.setInterval(0)
+
+    def removed(event) -> None:
+        owner = container()
+        if owner is not None and event.value in owner.widgets:
+            owner._remove(event)
+
+    def show_active() -> None:
+        owner = container()
+        if owner is None:
+            return
+        active = owner.viewer.layers.selection.active
+        if active is not None and active not in owner.widgets and active in owner.viewer.layers:
+            owner._add(SimpleNamespace(value=active))
+        owner._populate()
+
+    def selection_changed(event=None) -> None:
+        owner = container()
+        if owner is None:
+            return
+        active = owner.viewer.layers.selection.active
+        if active is None or active in owner.widgets:
+            owner._populate()
+        else:
+            owner.setCurrentWidget(owner.empty_widget)
+            later.start()
+
+    later.timeout.connect(show_active)
+    layers.events.removed.connect(removed)
+    layers.selection.events.changed.connect(selection_changed)
+    controls._score_on_demand = True
+    return True
+
+
+EDITING_OVERLAYS = _patch(
+    "editing_overlays",
+    "The polygon and brush-stroke overlays of a labels layer drawn only on the layer being "
+    "edited. napari builds their vispy visuals for every labels layer added (the polygon "
+    "one about 75 ms), 2.5 s for the 33 labels and outline layers of the panes, of which "
+    "only the master's are ever used.",
+    lambda layer: missing_attributes(layer, "_overlays") or [
+        f"_overlays[{name!r}].visible" for name in ("polygon", "brush_stroke")
+        if not hasattr(layer._overlays.get(name), "visible")])
+
+
+def hide_editing_overlays(layer) -> bool:
+    """Build no polygon or brush-stroke visuals for ``layer`` before it is added to a viewer
+    (:data:`EDITING_OVERLAYS`); napari builds them when :func:`show_editing_overlays` shows
+    them. Returns True when applied."""
+    if not EDITING_OVERLAYS.usable(layer):
+        return False
+    for name in ("polygon", "brush_stroke"):
+        layer._overlays[name].visible = False
+    return True
+
+
+def show_editing_overlays(layer) -> None:
+    """Give ``layer`` (the layer being edited) its polygon and brush-stroke overlays back."""
+    if EDITING_OVERLAYS.usable(layer):
+        for name in ("polygon", "brush_stroke"):
+            layer._overlays[name].visible = True
