@@ -18,6 +18,7 @@ Prints one line per measurement (median and max of the repeats).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import tempfile
@@ -84,6 +85,7 @@ def main() -> None:
     window.resize(1600, 1000)
     window.show()
     window.settle()
+    gc.freeze()                 # as score-gui does once its window is up
     print(f"{'window up (napari viewer, docks)':<42} {1000 * (time.perf_counter() - started):8.1f} ms")
     entries = study.scans
 

@@ -336,25 +336,31 @@ def test_controls_on_demand_makes_only_the_selected_layers_controls(sv):
 
 
 def test_editing_overlays_only_on_the_master(sv, env):
-    """The polygon and brush-stroke visuals are built for the labels layer being edited,
-    not for outline layers; the master of another layout gets them when it becomes the
-    master."""
+    """The brush-stroke visual is built for the labels layer being edited only, the polygon
+    one once the polygon tool is chosen, neither for outline layers; the master of another
+    layout gets them when it becomes the master."""
     canvas = compat.vispy_canvas(sv.viewer)
     truth = env[1]
 
-    def built(layer) -> bool:
-        return layer._overlays["polygon"] in canvas._layer_overlay_to_visual.get(layer, {})
+    def built(layer, name) -> bool:
+        return layer._overlays[name] in canvas._layer_overlay_to_visual.get(layer, {})
 
-    assert built(sv.master) and sv.master._overlays["polygon"].visible
+    assert built(sv.master, "brush_stroke")
+    sv.set_tool("polygon")
+    try:
+        assert built(sv.master, "polygon") and sv.master.mode == "polygon"
+    finally:
+        sv.set_tool("brush")
     sv.add_reference_labels("raterB", truth)
     try:
         outlines = [pane.references["raterB"] for pane in sv.panes]
         assert any(layer.visible for layer in outlines)
-        assert not any(built(layer) or layer._overlays["brush_stroke"].visible for layer in outlines)
+        assert not any(built(layer, "polygon") or built(layer, "brush_stroke") for layer in outlines)
     finally:
         sv.remove_reference_labels("raterB")
     sv.set_layout("single", sv.panes[-1].key)
     try:
-        assert sv.master is sv.panes[-1].labels and built(sv.master)
+        assert sv.master is sv.panes[-1].labels and built(sv.master, "brush_stroke")
+        assert not built(sv.master, "polygon")
     finally:
         sv.set_layout("all")

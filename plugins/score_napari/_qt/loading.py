@@ -125,8 +125,10 @@ class LayerLoader:
         owner.editor.reset(blank.label_shape)
         owner.editing.forget_master()
         owner.pane_layout.adopt_panes(keys, blank.is_amira)
+        # Made shown first but hidden: empty panes are not worth a frame (under software
+        # OpenGL a frame costs tenths of a second); the scan, or the end of the panes, shows them.
         owner.pool.start_building(blank, specs, owner.pane_layout.shown_keys(keys), owner.overlay,
-                                  owner.under, owner.editing.prepare_labels_layer)
+                                  owner.under, owner.editing.prepare_labels_layer, visible=False)
         return self._warm_up_rest(blank, spare_references)
 
     def _warm_up_rest(self, blank: Scan, spare_references: int):

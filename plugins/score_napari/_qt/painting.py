@@ -101,7 +101,7 @@ class LabelsEditing:
         if old is not None and old is not new:
             old.editable = False
         self.master = new
-        compat.show_editing_overlays(new)
+        compat.show_editing_overlays(new, polygon=self.tool == "polygon")
         new.editable = True
         new.brush_size = self.brush_size
         new.selected_label = self.label_value
@@ -215,6 +215,8 @@ class LabelsEditing:
         self.signals.tool_changed.emit(tool)
 
     def _apply_mode(self, layer) -> None:
+        if self.tool == "polygon":
+            compat.show_editing_overlays(layer, polygon=True)
         layer.mode = TOOLS[self.tool]
         if self.tool == "click":
             layer.cursor = "crosshair"      # a point, not the brush circle of the paint mode it borrows

@@ -89,6 +89,7 @@ class PanePool:
         self._scan: Scan | None = None      # what pending panes show: scan, labels, tissue
         self._overlay = self._under = None
         self._prepare_labels: Callable | None = None
+        self._made_visible = True
 
     @property
     def keys(self) -> list[str]:
@@ -145,8 +146,9 @@ class PanePool:
             yield
 
     def start_building(self, scan: Scan, specs: list[PaneSpec], shown: set[str], overlay: np.ndarray,
-                       under: np.ndarray, prepare_labels: Callable) -> None:
-        """Remove every layer and plan the panes of ``specs``, those in ``shown`` first."""
+                       under: np.ndarray, prepare_labels: Callable, visible: bool = True) -> None:
+        """Remove every layer and plan the panes of ``specs``, those in ``shown`` first (and
+        made hidden unless ``visible``)."""
         self.viewer.canvas.grid.enabled = False   # one grid lay-out at the end, not one per layer
         self.viewer.layers.clear()
         self.panes = []
@@ -154,6 +156,7 @@ class PanePool:
         self.pending = sorted(specs, key=lambda spec: spec[0] not in shown)   # stable: grid order kept
         self._scan, self._overlay, self._under = scan, overlay, under
         self._prepare_labels = prepare_labels
+        self._made_visible = visible
 
     def prioritise(self, keys) -> None:
         """Make the pending panes of ``keys`` first."""
@@ -165,7 +168,7 @@ class PanePool:
         if not self.pending:
             return None
         key, title, image = self.pending.pop(0)
-        pane = self._make_pane(key, title, image, key in shown)
+        pane = self._make_pane(key, title, image, key in shown and self._made_visible)
         for group in self.groups:
             for name in group.layer_names():
                 group.group_of(pane)[name] = group.layer_for(name, pane)
