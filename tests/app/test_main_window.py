@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 from qtpy.QtCore import QEvent, QMimeData, QPointF, Qt, QTimer, QUrl
 from qtpy.QtGui import QDropEvent, QMouseEvent
@@ -246,11 +248,9 @@ def test_cancel_stops_segment_all(window, qtbot, tmp_path):
     assert len(panel.results) < len(study.scans)
 
 
-def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isolated_home, study, qtbot):
-    """The panes' layers are made a pane per event-loop turn after start-up, the shown ones
-    first; a study opened meanwhile (as from the command line) lists at once, and its scan
-    opens as soon as the shown panes are made, swapping data into them. The hidden panes
-    are made afterwards with the open scan's images and contours, in their grid places."""
+@contextmanager
+def warming_up_window():
+    """A new window, shown, its panes being made in the event loop (as after start-up)."""
     from score_studio.main_window import MainWindow
     from score_studio.settings import AppSettings
 
@@ -260,6 +260,18 @@ def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isola
         win.show()
         win.settle()
         win.start_warm_up()
+        yield win
+    finally:
+        win.rater.autosave_timer.stop()
+        win.dispose()
+
+
+def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isolated_home, study, qtbot):
+    """The panes' layers are made a pane per event-loop turn after start-up, the shown ones
+    first; a study opened meanwhile (as from the command line) lists at once, and its scan
+    opens as soon as the shown panes are made, swapping data into them. The hidden panes
+    are made afterwards with the open scan's images and contours, in their grid places."""
+    with warming_up_window() as win:
         sv = win.score_viewer
         assert win.warming_up and len(win.viewer.layers) == 0
         assert win.open_path(study.root)
@@ -279,23 +291,12 @@ def test_warm_up_in_the_event_loop_then_first_scan_reuses_its_layers(qapp, isola
             assert pane.labels.data is sv.overlay
             assert pane.references["raterB"].data is sv.reference_layers.maps["raterB"]
         assert {p.key for p in sv.panes if p.references["raterB"].visible} == {"1-5", "6-8"}
-    finally:
-        win.rater.autosave_timer.stop()
-        win.dispose()
 
 
 def test_layout_chosen_during_the_warm_up_makes_its_panes_first(qapp, isolated_home, study, qtbot):
     """A scan open before the warm-up ends, then a pane not made yet asked for: it is made
     at once, with the scan's image; the rest still come in the event loop."""
-    from score_studio.main_window import MainWindow
-    from score_studio.settings import AppSettings
-
-    win = MainWindow(settings=AppSettings(rater_id="A"), interactive=False)
-    try:
-        win.resize(1200, 800)
-        win.show()
-        win.settle()
-        win.start_warm_up()
+    with warming_up_window() as win:
         win.open_path(study.root)
         qtbot.waitUntil(lambda: win.scan is not None, timeout=60_000)
         sv = win.score_viewer
@@ -306,9 +307,6 @@ def test_layout_chosen_during_the_warm_up_makes_its_panes_first(qapp, isolated_h
         assert sv.editing.master is sv.pool.pane("TI5").labels
         qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
         assert len(sv.pane_keys) == 11
-    finally:
-        win.rater.autosave_timer.stop()
-        win.dispose()
 
 
 def test_qc_review_moves_the_viewer(window, study, qtbot):
