@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import QObject, QTimer, Signal
+import time
+
+from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 from qtpy.QtWidgets import QApplication
+
+QUIET_S = 0.6
+"""Once a scan is open, the hidden panes are made only after this long without a click,
+key or wheel turn: making one blocks the window for 0.2-0.3 s."""
+
+_INPUT_EVENTS = (QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonDblClick, QEvent.Type.KeyPress,
+                 QEvent.Type.Wheel)
 
 
 class ViewerWarmUp(QObject):
@@ -13,7 +22,8 @@ class ViewerWarmUp(QObject):
 
     The panes the layout shows are made first. A scan asked for before they are made waits
     (:meth:`defer`) and is handed back by :attr:`ready` as soon as they are; the hidden
-    panes and the spare contour layers are made afterwards, under the open scan.
+    panes and the spare contour layers are made afterwards, under the open scan, while the
+    user is not working in the window (:data:`QUIET_S`).
 
     Attributes
     ----------
@@ -32,6 +42,7 @@ class ViewerWarmUp(QObject):
         self._steps = None
         self._timer = None
         self._deferred = None
+        self._last_input = float("-inf")
 
     @property
     def running(self) -> bool:
@@ -49,6 +60,7 @@ class ViewerWarmUp(QObject):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._step)
         self._timer.start(0)
+        QApplication.instance().installEventFilter(self)
 
     def defer(self, entry) -> None:
         """Open ``entry`` as soon as the panes the layout shows are made."""
@@ -76,10 +88,25 @@ class ViewerWarmUp(QObject):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+            QApplication.instance().removeEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt name)
+        if event.type() in _INPUT_EVENTS:
+            self._last_input = time.monotonic()
+        return False
+
+    def _user_busy(self) -> bool:
+        """A stroke under way, or a scan open and the user working in the window."""
+        if QApplication.mouseButtons():
+            return True     # never swap the active layer under a stroke
+        return (self._deferred is None and self.score_viewer.scan is not None
+                and time.monotonic() - self._last_input < QUIET_S)
 
     def _step(self) -> None:
-        if QApplication.mouseButtons():
-            return      # never swap the active layer under a stroke: the next turn
+        if self._user_busy():
+            self._timer.setInterval(100)     # look again soon, without spinning
+            return
+        self._timer.setInterval(0)
         if self._steps is None or next(self._steps, StopIteration) is StopIteration:
             self.stop()
             self._hand_back()

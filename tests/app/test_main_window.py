@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -305,6 +306,29 @@ def test_layout_chosen_during_the_warm_up_makes_its_panes_first(qapp, isolated_h
         assert [p.key for p in sv.visible_panes()] == ["TI5"]
         assert np.array_equal(sv.pool.pane("TI5").image.data, win.scan.images[:, 4])
         assert sv.editing.master is sv.pool.pane("TI5").labels
+        qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
+        assert len(sv.pane_keys) == 11
+
+
+def test_hidden_panes_wait_while_the_user_works(qapp, isolated_home, study, qtbot):
+    """Once the scan is open, the hidden panes (0.2-0.3 s of blocked window each) are made
+    only after a quiet moment: a key press holds them back, then they come."""
+    from qtpy.QtGui import QKeyEvent
+
+    from score_studio.warm_up import QUIET_S
+
+    with warming_up_window() as win:
+        win.open_path(study.root)
+        qtbot.waitUntil(lambda: win.scan is not None, timeout=60_000)
+        sv = win.score_viewer
+        win.qt_viewer.canvas._scene_canvas.native.repaint()     # the scan's first frame, now
+        made = len(sv.pane_keys)
+        assert made < 11 and QUIET_S < 1.5
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:      # the user keeps working (more than QUIET_S)
+            QApplication.sendEvent(win, QKeyEvent(QEvent.KeyPress, Qt.Key_Shift, Qt.NoModifier))
+            QApplication.processEvents()
+            assert len(sv.pane_keys) == made
         qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
         assert len(sv.pane_keys) == 11
 
