@@ -306,8 +306,19 @@ def test_layout_chosen_during_the_warm_up_makes_its_panes_first(qapp, isolated_h
         assert [p.key for p in sv.visible_panes()] == ["TI5"]
         assert np.array_equal(sv.pool.pane("TI5").image.data, win.scan.images[:, 4])
         assert sv.editing.master is sv.pool.pane("TI5").labels
+        heat = np.random.default_rng(0).random(sv.overlay.shape).astype(np.float32)
+        sv.add_overlay("disagreement", heat)              # e.g. the ensemble's, before the rest
         qtbot.waitUntil(lambda: not win.warming_up, timeout=60_000)
         assert len(sv.pane_keys) == 11
+        assert all(pane.extras["disagreement"].data is sv.heat_maps.arrays["disagreement"] for pane in sv.panes)
+        stride = win.viewer.canvas.grid.stride
+        blocks = [list(win.viewer.layers)[i:i + stride] for i in range(0, len(win.viewer.layers), stride)]
+        assert [{id(layer) for layer in block} for block in blocks] == [
+            {id(layer) for layer in p.layers()} for p in sv.panes]            # one block per pane
+        roles = {tuple(layer.metadata["score_role"] for layer in block) for block in blocks}
+        # One drawing order on every pane: a layer added to every pane goes under the labels.
+        assert roles == {("image", "reference", "overlay", "reference", "labels")}
+        assert [p.key for p in sv.panes if p.extras["disagreement"].visible] == ["TI5"]
 
 
 def test_hidden_panes_wait_while_the_user_works(qapp, isolated_home, study, qtbot):

@@ -176,11 +176,23 @@ class PanePool:
         index = sum(len(p.layers()) for p in before)
         self.panes.insert(len(before), pane)
         with self.scene_paused():
-            for offset, layer in enumerate(pane.layers()):
+            for offset, layer in enumerate(self._in_drawing_order(pane)):
                 self.viewer.layers.insert(index + offset, layer)
             self.update_stride()
         self.lighten(pane.layers())
         return pane
+
+    def _in_drawing_order(self, pane: Pane) -> list:
+        """``pane``'s layers in the order the other panes' stand in the layer list (a heat
+        map added later lies above the contours, under the labels)."""
+        others = [p for p in self.panes if p is not pane]
+        if not others:
+            return pane.layers()
+        template = others[0]
+        counterpart = {id(template.image): pane.image, id(template.labels): pane.labels}
+        for group in (lambda p: p.references, lambda p: p.extras):
+            counterpart.update({id(layer): group(pane)[name] for name, layer in group(template).items()})
+        return [counterpart[id(layer)] for layer in sorted(template.layers(), key=self.viewer.layers.index)]
 
     def _make_pane(self, key: str, title: str, image: np.ndarray, visible: bool) -> Pane:
         from napari.layers import Image, Labels
