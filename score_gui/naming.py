@@ -2,7 +2,9 @@
 ``<stem>_desc-<who>_lesion.nii.gz`` beside it.
 
 The one place that builds and parses these names, so the study browser, the areas table
-and the label reader always agree on who a file belongs to.
+and the label reader always agree on who a file belongs to; and the names of the label
+sources themselves (:func:`rater_who`, :func:`source_id`), without the heavy modules
+(PyTorch) of the code that trains on them.
 
 Examples
 --------

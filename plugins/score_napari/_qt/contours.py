@@ -105,7 +105,8 @@ def reference_layer_name(who: str, pane) -> str:
 
 
 class _PerPaneLayers:
-    """What both kinds share: the panes, the layout and the scan being shown.
+    """What both kinds share: the panes, the layout and the scan being shown. Each kind is a
+    :class:`~score_napari._qt.panes.PaneLayerGroup` of the pool.
 
     Parameters
     ----------
@@ -126,18 +127,6 @@ class _PerPaneLayers:
         self.overlay = overlay
         self.relayout = relayout
         pool.groups.append(self)        # a pane made later gets this kind's layers too
-
-    def group_of(self, pane) -> dict:
-        """This kind's layers in ``pane``, by name."""
-        raise NotImplementedError
-
-    def layer_names(self) -> list[str]:
-        """The names of this kind's layers, each on every pane."""
-        raise NotImplementedError
-
-    def layer_for(self, name: str, pane):
-        """A new layer ``name`` for ``pane``."""
-        raise NotImplementedError
 
 
 class ReferenceContours(_PerPaneLayers):

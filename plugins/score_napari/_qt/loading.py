@@ -62,7 +62,7 @@ class LayerLoader:
                 owner.pool.swap_images(scan, specs)
                 if replaced:
                     owner.pool.share_labels(owner.overlay, owner.under)
-                self.make_pending(only_shown=True)    # opened during the warm-up
+                self.make_shown_panes()    # opened during the warm-up
             else:
                 for _ in self.build_layer_steps(scan, specs):
                     pass
@@ -85,12 +85,10 @@ class LayerLoader:
         shown = self.owner.pane_layout.shown_keys()
         return sum(key in shown for key, _, _ in self.owner.pool.pending)
 
-    def make_pending(self, only_shown: bool = False) -> None:
-        """Make the pending panes now (``only_shown``: those the layout shows)."""
-        pool, layout = self.owner.pool, self.owner.pane_layout
-        shown = layout.shown_keys()
-        pool.prioritise(shown)
-        while pool.pending and not (only_shown and pool.made(shown)):
+    def make_shown_panes(self) -> None:
+        """Make the pending panes that the layout shows, now."""
+        self.owner.pool.prioritise(self.owner.pane_layout.shown_keys())
+        while self.shown_panes_left():
             self.make_next_pending()
 
     def make_next_pending(self) -> bool:
@@ -113,7 +111,7 @@ class LayerLoader:
         Nothing happens when the panes exist already.
 
         A scan may open between two steps, once the shown panes are made
-        (:meth:`PanePool.made`): it swaps its data into them, and the later steps make the
+        (:meth:`shown_panes_left` is 0): it swaps its data into them, and the later steps make the
         remaining panes and spares for it.
         """
         owner = self.owner

@@ -101,7 +101,7 @@ class LabelsEditing:
         if old is not None and old is not new:
             old.editable = False
         self.master = new
-        compat.show_editing_overlays(new, polygon=self.tool == "polygon")
+        compat.show_editing_overlays(new)      # and the polygon one with that tool (_apply_mode)
         new.editable = True
         new.brush_size = self.brush_size
         new.selected_label = self.label_value

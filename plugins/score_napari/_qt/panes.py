@@ -10,7 +10,7 @@ changes of the layer list inside :meth:`PanePool.scene_paused`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -36,6 +36,20 @@ class Pane:
     def layers(self) -> list:
         """The pane's layers in drawing order (bottom first)."""
         return [self.image, *self.extras.values(), *self.references.values(), self.labels]
+
+
+class PaneLayerGroup(Protocol):
+    """A kind of layer that every pane has one of per name (other sources' contours, heat
+    maps), so that a pane made late gets them too (:meth:`PanePool.make_next`)."""
+
+    def group_of(self, pane: Pane) -> dict:
+        """This kind's layers in ``pane``, by name."""
+
+    def layer_names(self) -> list[str]:
+        """The names of this kind's layers, each on every pane."""
+
+    def layer_for(self, name: str, pane: Pane):
+        """A new layer ``name`` for ``pane``."""
 
 
 def pane_images(scan: Scan) -> list[PaneSpec]:
@@ -74,10 +88,8 @@ class PanePool:
         Every pane's key, in grid order (made or not).
     pending : list of PaneSpec
         The panes still to make, first to last.
-    groups : list
-        Per-pane layer groups (contours, heat maps) that a pane made late must have too;
-        each has ``group_of(pane)`` (its dict in the pane), ``layer_names()`` and
-        ``layer_for(name, pane)``.
+    groups : list of PaneLayerGroup
+        Per-pane layer kinds (contours, heat maps) that a pane made late must have too.
     """
 
     def __init__(self, viewer):
@@ -85,7 +97,7 @@ class PanePool:
         self.panes: list[Pane] = []
         self.planned: list[str] = []
         self.pending: list[PaneSpec] = []
-        self.groups: list = []
+        self.groups: list[PaneLayerGroup] = []
         self._scan: Scan | None = None      # what pending panes show: scan, labels, tissue
         self._overlay = self._under = None
         self._prepare_labels: Callable | None = None
@@ -105,10 +117,6 @@ class PanePool:
         into them)."""
         return (bool(self.panes) and self.planned == [key for key, _, _ in specs]
                 and all(layer in self.viewer.layers for pane in self.panes for layer in pane.layers()))
-
-    def made(self, keys) -> bool:
-        """Whether every pane of ``keys`` is made."""
-        return not any(key in keys for key, _, _ in self.pending)
 
     # -- batching ----------------------------------------------------------------------------
     def scene_paused(self):

@@ -202,7 +202,7 @@ class ScoreViewer:
 
     def make_shown_panes(self) -> None:
         """Make the layout's panes that the warm-up has not made yet."""
-        self.loader.make_pending(only_shown=True)
+        self.loader.make_shown_panes()
 
     def warm_up_steps(self, n_images: int = 8, shape: tuple[int, int, int] = (12, 192, 192),
                       spare_references: int = 2):

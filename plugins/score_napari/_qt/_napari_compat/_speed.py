@@ -396,7 +396,7 @@ def hide_editing_overlays(layer) -> bool:
     return True
 
 
-def show_editing_overlays(layer, polygon: bool) -> None:
+def show_editing_overlays(layer, polygon: bool = False) -> None:
     """Give ``layer`` (the layer being edited) its brush-stroke overlay back, and its polygon
     overlay when the polygon tool is on (its visuals cost 0.3 s the first time)."""
     if EDITING_OVERLAYS.usable(layer):
