@@ -60,9 +60,25 @@ def _compare(labels, truth, scan, contrast: str = "amira") -> pd.DataFrame:
                           truth_lesion=truth.lesion if lesion is not None else None, levels=scan.levels)
 
 
+def canal_centring(centres: np.ndarray, truth, scan) -> pd.DataFrame:
+    """Per slice: how far the crop centre lies from the true canal's centroid, and how far the
+    true canal reaches from that centre (both mm); the canal must stay inside half the crop."""
+    rows = []
+    spacing = np.asarray(scan.pixel_spacing, float)
+    for s, centre in enumerate(centres):
+        r, c = np.nonzero(truth.dseg[s] >= 1)
+        if not len(r):
+            continue
+        offsets = (np.stack([r, c], 1) - centre) * spacing
+        rows.append({"error_mm": float(np.linalg.norm(offsets.mean(0))),
+                     "reach_mm": float(np.abs(offsets).max())})
+    return pd.DataFrame(rows)
+
+
 def evaluate(models: str, n_hc: int, n_ms: int, n_slices: int, pixel_size: float, shape: int,
              vote: str | None = None, contrast: str = "amira") -> tuple[pd.DataFrame, list[float]]:
-    """Per-slice metrics of the consensus (``source = score``) and of every member, both generators."""
+    """Per-slice metrics of the consensus (``source = score``) and of every member, both generators;
+    the crop centring rows have ``source = centring``."""
     ensemble = Ensemble.load(models)
     extra = segment_kwargs(vote)
     tables, seconds = [], []
@@ -79,6 +95,9 @@ def evaluate(models: str, n_hc: int, n_ms: int, n_slices: int, pixel_size: float
                     table = _compare(labels, truth, scan, contrast)
                     table["generator"], table["kind"], table["seed"], table["source"] = generator, kind, seed, source
                     tables.append(table)
+                centring = canal_centring(result.centres, truth, scan)
+                centring["generator"], centring["source"] = generator, "centring"
+                tables.append(centring)
     return pd.concat(tables, ignore_index=True), seconds
 
 
@@ -92,7 +111,7 @@ def mean_dice(table: pd.DataFrame, compartment: str) -> float:
 
 def dice_by_source(table: pd.DataFrame, generator: str) -> pd.DataFrame:
     """Rows: sources (``score`` + members); columns: compartments; values: mean Dice."""
-    part = table[table["generator"] == generator]
+    part = table[(table["generator"] == generator) & (table["source"] != "centring")]
     return pd.DataFrame({source: {c: mean_dice(rows, c) for c in COMPARTMENTS}
                          for source, rows in part.groupby("source")}).T
 
@@ -142,6 +161,13 @@ def report(table: pd.DataFrame, args, seconds: list[float]) -> None:
         print("  " + "  ".join(f"{c} {gain[c]:+.3f}" for c in COMPARTMENTS))
         print(f"  ensemble beats best member by {gain.mean():+.4f} Dice on average over compartments "
               f"(GM {gain['gm']:+.4f}, WM {gain['wm']:+.4f})")
+    centring = table[table["source"] == "centring"]
+    half_crop = Ensemble.load(args.models).members[0]
+    half_crop_mm = half_crop.crop_size_px * half_crop.pixel_size_mm / 2
+    for g, rows in centring.groupby("generator"):
+        print(f"crop centre ({g}): error median {rows['error_mm'].median():.2f} mm, 95th percentile "
+              f"{rows['error_mm'].quantile(0.95):.2f}, max {rows['error_mm'].max():.2f}; the canal reaches "
+              f"at most {rows['reach_mm'].max():.1f} mm from it (half the crop: {half_crop_mm:.1f} mm)")
     print(f"segmentation time per scan: median {np.median(seconds):.1f} s ({args.threads} thread(s))")
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from score_gui.mdgru.checkpoint import DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, save_model
+from score_gui.mdgru.checkpoint import DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, load_model, save_model
 from score_gui.mdgru.heads import HEADS, n_outputs
 from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
 from score_gui.mdgru.preprocess import LOCALISER_PIXEL_SIZE_MM
@@ -143,6 +143,24 @@ def assemble(out: Path) -> Path:
     return write_ensemble_json(out, [(r, f"rater{r}.pt") for r in RATERS], "localiser.pt")
 
 
+def set_inference_crop(out: Path, crop: int) -> list[Path]:
+    """Give every member in ``out`` a new inference crop; the change is kept in its training record.
+
+    Only the field the members see at inference changes, not their weights: MDGRU runs on
+    any crop size, and the Dice of both generators is measured before such a change.
+    """
+    paths = []
+    for rater in RATERS:
+        path = out / f"rater{rater}.pt"
+        model, meta = load_model(path)
+        meta["training"].setdefault("inference_crop_history", []).append(
+            {"from": int(meta["crop_size_px"]), "to": int(crop),
+             "command": "python scripts/make_default_models.py " + " ".join(sys.argv[1:])})
+        meta["crop_size_px"] = int(crop)
+        paths.append(save_model(path, model, meta))
+    return paths
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "resources" / "models" / "default")
@@ -159,6 +177,8 @@ def main(argv=None) -> int:
     parser.add_argument("--export", action="store_true",
                         help="save the parts' latest training states as models without training on")
     parser.add_argument("--assemble", action="store_true", help="only write ensemble.json")
+    parser.add_argument("--inference-crop", type=int, metavar="PX",
+                        help="with --assemble: set the members' inference crop (crop_size_px) to PX")
     parser.add_argument("--iterations", type=int, default=1500, help="iterations per member")
     parser.add_argument("--localiser-iterations", type=int, default=600)
     parser.add_argument("--crop", type=int, default=48, help="training crop side in 0.5 mm pixels")
@@ -182,6 +202,9 @@ def main(argv=None) -> int:
                        dice_weight=0.0 if part == "localiser" else args.dice,
                        lesion_enrich=args.lesion_enrich, seed_offset=args.seed_offset, robust=args.robust,
                        batch_size=args.batch_size)
+    if args.assemble and args.inference_crop:
+        for path in set_inference_crop(args.out, args.inference_crop):
+            print(f"{path}: crop_size_px {args.inference_crop}")
     if args.assemble or not args.part:
         print(f"wrote {assemble(args.out)}")
     return 0

