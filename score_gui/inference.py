@@ -446,17 +446,37 @@ def _broadcast_single_contrast(normalised: np.ndarray, ensemble: Ensemble) -> np
 def _consensus(ensemble: Ensemble, member_probs: list[dict], maps: list[LabelMap],
                vote: str) -> tuple[LabelMap, dict]:
     """The ensemble's labels (soft vote when the members share their heads, else majority
-    vote) and the soft vote's structure probabilities (empty after a hard vote)."""
+    vote) and the soft vote's structure probabilities (empty after a hard vote).
+
+    The soft vote sums the members' probabilities into the first member's arrays."""
     same_heads = len({tuple(sorted(p)) for p in member_probs}) == 1
     if (vote == "hard" or not same_heads) and len(maps) > 1:
         return majority_vote(maps, who="score", skip_unlabelled_slices=False), {}
-    mean = {name: np.mean([p[name] for p in member_probs], axis=0) for name in member_probs[0]}
+    mean = {name: _mean_in_place([p[name] for p in member_probs]) for name in member_probs[0]}
     heads = [h for _, meta in ensemble.members[0].networks for h in head_specs(meta)]
     probabilities = structure_probabilities(mean, heads)
     if len(maps) == 1:
         return _relabel(maps[0], "score"), probabilities
     learnt = set.intersection(*(member_learnt(m) for m in ensemble.members))
     return labels_from_member_probabilities(mean, heads, learnt, "score"), probabilities
+
+
+def _mean_in_place(arrays: list[np.ndarray]) -> np.ndarray:
+    """The mean of same-shaped arrays, summed into the first (the members' probabilities are not
+    used after the vote). ``np.mean`` of the list would stack them into a new array three times
+    their size first: 0.5 s in a fresh ``score segment`` process, whose new memory pages each
+    cost a fault.
+
+    >>> a, b = np.ones(3, np.float32), np.full(3, 2, np.float32)
+    >>> _mean_in_place([a, b]).tolist(), a is _mean_in_place([a])
+    ([1.5, 1.5, 1.5], True)
+    """
+    total = arrays[0]
+    for other in arrays[1:]:
+        total += other
+    if len(arrays) > 1:
+        total *= np.float32(1.0 / len(arrays))
+    return total
 
 
 def _run_members(jobs, members, workers: int, scan: Scan, total: int, started: float, starts=None):
