@@ -6,9 +6,10 @@ Run: ``.venv/bin/python benchmarks/bench_segment.py [--models DIR] [--quick]``
    with the full ensemble (3 members + localiser), Python start, imports and model
    loading included; wall time and peak RSS of that process (``resource.getrusage``), and
    the phases it reports (start-up = the wall time before the canal search and after writing).
-2. In process: per-phase and per-slice time of ``segment_scan``.
-3. Scaling with image size and slice count (in process, models loaded once).
+2. A cohort in one command: the cost of each further scan.
+3. In process: per-phase and per-slice time of ``segment_scan``.
 4. The network alone on one member's 12 crops: per-slice calls versus one batch of 12.
+5. Scaling with image size and slice count (in process, models loaded once; not with --quick).
 
 Without trained weights in ``resources/models/default`` the benchmark uses an untrained
 ensemble of the default architecture in a temporary folder (same cost).
@@ -20,6 +21,7 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,6 +77,27 @@ def end_to_end(scan_path: Path, models: Path, out: Path, repeats: int) -> None:
     workers = configure_threads()
     print(f"            on an idle machine about {import_cpu + (cpu - import_cpu) / workers:.1f} s "
           f"(imports + the rest of the CPU time over {workers} workers; an estimate, not a measurement)")
+
+
+def cohort(scan_path: Path, models: Path, out: Path, n_scans: int) -> None:
+    """One ``score segment`` command over ``n_scans`` scans: what each scan after the first costs
+    once Python, PyTorch and the models are loaded (as in a cohort run or the application)."""
+    folder = out.parent / "cohort"
+    folder.mkdir(exist_ok=True)
+    scans = []
+    for i in range(n_scans):
+        copy = folder / f"sub-c{i:02d}_amira.nii.gz"
+        shutil.copyfile(scan_path, copy)
+        scans.append(str(copy))
+    score = Path(sys.executable).with_name("score")
+    walls = []
+    for n in (1, n_scans):
+        start = time.perf_counter()
+        subprocess.run([str(score), "segment", *scans[:n], "-o", str(out), "--models", str(models)], check=True,
+                       capture_output=True)
+        walls.append(time.perf_counter() - start)
+    print(f"cohort      score segment with {n_scans} scans: {walls[1]:.1f} s wall, "
+          f"{(walls[1] - walls[0]) / (n_scans - 1):.2f} s per scan after the first (one scan alone: {walls[0]:.2f} s)")
 
 
 def reported_phases(stderr: str, wall: float) -> dict[str, float]:
@@ -137,6 +160,7 @@ def main() -> None:
     parser.add_argument("--models", help="model folder (default: shipped default, else untrained)")
     parser.add_argument("--quick", action="store_true", help="skip the scaling runs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cohort", type=int, default=10, help="scans in the one-command cohort run (0: skip)")
     args = parser.parse_args()
     threads = configure_threads()
     print(f"torch {torch.__version__}, {threads} workers (SCORE_THREADS={os.environ.get('SCORE_THREADS', '')}), "
@@ -146,6 +170,8 @@ def main() -> None:
         models = pick_models(args.models, tmp)
         scan_path = write_demo(tmp / "data", kind="ms", seed=1)["scan"]
         end_to_end(scan_path, models, tmp / "out", args.repeats)
+        if args.cohort > 1:
+            cohort(scan_path, models, tmp / "out", args.cohort)
         ensemble = Ensemble.load(models)
         crop = ensemble.members[0].crop_size_px
         print(f"models      {models}: {len(ensemble.members)} members, crop {crop} px at "
