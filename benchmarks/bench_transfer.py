@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from score_gui.labels import LabelMap, write_labels
+from score_gui.mdgru.checkpoint import read_checkpoint
 from score_gui.phantom_variant import make_variant_scan
 from score_gui.progress import drain
 from score_gui.scan import write_scan
@@ -55,11 +56,24 @@ def write_study(root: Path, n_subjects: int, n_slices: int) -> Study:
     return Study.open(root)
 
 
-def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, workers: int) -> tuple[dict, float]:
+def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, workers: int):
     started = time.perf_counter()
     result = drain(cross_validate(study, "G", out, folds=3, init=init, iterations=iterations, batch_size=batch,
                                   loader_workers=workers, seed=0))
-    return result.mean_metrics(), time.perf_counter() - started
+    return result, time.perf_counter() - started
+
+
+def print_details(result) -> None:
+    """Out-of-fold GM and cord Dice per site, and the iterations each fold trained before it stopped."""
+    rows = result.metrics[result.metrics["slice"] != "mean"].copy()
+    rows["site"] = rows["subject"].str.extract(r"(site\d)", expand=False)
+    for site, part in rows.groupby("site"):
+        pixel, size = SITES[int(site[-1]) - 1]
+        dice = part.groupby("compartment")["dice"].mean()
+        print(f"    {site} ({pixel} mm, {size} px): GM {dice.get('gm', float('nan')):.3f}, "
+              f"cord {dice.get('cord', float('nan')):.3f}")
+    folds = read_checkpoint(result.fold_models[0])["meta"]["training"]["cross_validation"]["folds"]
+    print("    iterations per fold: " + ", ".join(str(f["iterations"]) for f in folds))
 
 
 def main() -> None:
@@ -79,10 +93,11 @@ def main() -> None:
         print(f"{args.subjects} single-contrast variant subjects over {len(SITES)} sites, {args.slices} slices "
               f"each, labels cord + GM; 3 folds, batch {args.batch}, {args.workers} sampling process(es)")
         for init in [args.init] + (["none"] if args.compare else []):
-            means, seconds = run(study, Path(tmp) / f"models-{init}", init, args.iterations, args.batch,
-                                 args.workers)
-            dice = "  ".join(f"{name} {values['dice']:.3f}" for name, values in means.items())
+            result, seconds = run(study, Path(tmp) / f"models-{init}", init, args.iterations, args.batch,
+                                  args.workers)
+            dice = "  ".join(f"{name} {values['dice']:.3f}" for name, values in result.mean_metrics().items())
             print(f"--init {init:<8} {seconds / 60:5.1f} min   out-of-fold Dice: {dice}", flush=True)
+            print_details(result)
 
 
 if __name__ == "__main__":
