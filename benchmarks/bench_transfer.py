@@ -37,10 +37,11 @@ FIRST_SEED = 930000
 
 
 def write_study(root: Path, n_subjects: int, n_slices: int) -> Study:
-    """A cord + GM labelled single-contrast study, subjects spread over :data:`SITES`."""
+    """A cord + GM labelled single-contrast study, subjects spread over :data:`SITES`: the first
+    round of sites healthy, the next with MS, so that every site has both (8 subjects: one each)."""
     for i in range(n_subjects):
         pixel, size = SITES[i % len(SITES)]
-        kind = "ms" if i % 2 else "hc"
+        kind = "ms" if (i // len(SITES)) % 2 else "hc"
         scan, truth, _ = make_variant_scan(kind, seed=FIRST_SEED + i, n_slices=n_slices, shape=(size, size),
                                            pixel_size=pixel, contrast="t2star")
         subject = f"site{i % len(SITES) + 1}{kind}{i:02d}"
@@ -64,7 +65,7 @@ def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, 
 
 
 def print_details(result) -> None:
-    """Out-of-fold GM and cord Dice per site, and the iterations each fold trained before it stopped."""
+    """Out-of-fold GM and cord Dice per site and per kind (HC / MS), and the iterations each fold trained before it stopped."""
     rows = result.metrics[result.metrics["slice"] != "mean"].copy()
     rows["site"] = rows["subject"].str.extract(r"(site\d)", expand=False)
     for site, part in rows.groupby("site"):
@@ -72,6 +73,10 @@ def print_details(result) -> None:
         dice = part.groupby("compartment")["dice"].mean()
         print(f"    {site} ({pixel} mm, {size} px): GM {dice.get('gm', float('nan')):.3f}, "
               f"cord {dice.get('cord', float('nan')):.3f}")
+    rows["kind"] = rows["subject"].str.extract(r"site\d(hc|ms)", expand=False)
+    for kind, part in rows.groupby("kind"):
+        dice = part.groupby("compartment")["dice"].mean()
+        print(f"    {kind.upper()}: GM {dice.get('gm', float('nan')):.3f}, cord {dice.get('cord', float('nan')):.3f}")
     folds = read_checkpoint(result.fold_models[0])["meta"]["training"]["cross_validation"]["folds"]
     print("    iterations per fold: " + ", ".join(str(f["iterations"]) for f in folds))
 
@@ -86,9 +91,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--init", default="default")
     parser.add_argument("--compare", action="store_true", help="also train from random weights")
+    parser.add_argument("--keep", type=Path, help="write the study and the models here (kept) instead of a temporary folder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
+        if args.keep:
+            tmp = str(args.keep)
         study = write_study(Path(tmp) / "study", args.subjects, args.slices)
         print(f"{args.subjects} single-contrast variant subjects over {len(SITES)} sites, {args.slices} slices "
               f"each, labels cord + GM; 3 folds, batch {args.batch}, {args.workers} sampling process(es)")
