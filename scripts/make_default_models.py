@@ -191,6 +191,8 @@ def main(argv=None) -> int:
                         help="train on SyntheticConfig.robust() slices with AugmentConfig.robust(); 'mild': "
                              "a fifth of the random contrasts, 40 %% wide anatomy, half the channel changes")
     args = parser.parse_args(argv)
+    if args.inference_crop and not args.assemble:
+        parser.error("--inference-crop changes the assembled models: give --assemble with it")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)

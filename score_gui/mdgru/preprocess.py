@@ -187,8 +187,8 @@ def find_canal(scan, localiser=None, normalised: np.ndarray | None = None, devic
     :data:`OUTLIER_DISTANCE_MM` from the scan's median centre (the canal hardly moves
     between neighbouring slices), take the median centre. **Fallback**: without a
     localiser, or when it finds the canal on no slice, every slice uses the image centre;
-    AMIRA scans are planned with the cord near the centre, and the default crop (40 mm)
-    tolerates an offset of about 10 mm, but a scan with the cord far off-centre needs a
+    AMIRA scans are planned with the cord near the centre, and the default crop (38 mm)
+    tolerates an offset of about 7 mm, but a scan with the cord far off-centre needs a
     localiser.
     """
     fallback = image_centres(scan)
