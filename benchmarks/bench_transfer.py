@@ -57,10 +57,11 @@ def write_study(root: Path, n_subjects: int, n_slices: int) -> Study:
     return Study.open(root)
 
 
-def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, workers: int):
+def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, workers: int,
+        learning_rate: float | None = None):
     started = time.perf_counter()
     result = drain(cross_validate(study, "G", out, folds=3, init=init, iterations=iterations, batch_size=batch,
-                                  loader_workers=workers, seed=0))
+                                  loader_workers=workers, seed=0, learning_rate=learning_rate))
     return result, time.perf_counter() - started
 
 
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--init", default="default")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: score train's)")
     parser.add_argument("--compare", action="store_true", help="also train from random weights")
     parser.add_argument("--keep", type=Path, help="write the study and the models here (kept) instead of a temporary folder")
     args = parser.parse_args()
@@ -102,7 +104,7 @@ def main() -> None:
               f"each, labels cord + GM; 3 folds, batch {args.batch}, {args.workers} sampling process(es)")
         for init in [args.init] + (["none"] if args.compare else []):
             result, seconds = run(study, Path(tmp) / f"models-{init}", init, args.iterations, args.batch,
-                                  args.workers)
+                                  args.workers, args.lr)
             dice = "  ".join(f"{name} {values['dice']:.3f}" for name, values in result.mean_metrics().items())
             print(f"--init {init:<8} {seconds / 60:5.1f} min   out-of-fold Dice: {dice}", flush=True)
             print_details(result)
