@@ -10,7 +10,8 @@ as the GL floor); on a GPU it is a few. Run under a display::
 
 With ``--during-warm-up`` the study opens as soon as the window is up (as ``score-gui STUDY``
 does): its first scan waits only for the panes the layout shows, and the hidden panes are made
-afterwards, under it.
+afterwards, under it. ``--layout all`` starts with the 11-pane layout saved (the first scan then
+makes 11 panes and the outline layers of its raters on each).
 
 Prints one line per measurement (median and max of the repeats).
 """
@@ -51,7 +52,8 @@ def _open_during_warm_up(window, app, study) -> None:
     while window.scan is None:
         app.processEvents()
     native.repaint()            # the first frame of the scan
-    _report("first scan, opened during the warm-up", [time.perf_counter() - started], 1000)
+    _report(f"first scan, opened during the warm-up ({window.score_viewer.layout} layout)",
+            [time.perf_counter() - started], 1000)
     while window.warming_up:
         app.processEvents()
     print(f"{'warm-up ended (panes made under the scan)':<42} {1000 * (time.perf_counter() - started):8.1f} ms")
@@ -66,6 +68,8 @@ def main() -> None:
     parser.add_argument("--during-warm-up", action="store_true",
                         help="open the study as soon as the window is up, as `score-gui STUDY` does, "
                              "instead of after the panes' warm-up")
+    parser.add_argument("--layout", choices=("working", "all"), default="working",
+                        help="the layout saved from the last session (default: working)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench-app-"))
     os.environ["SCORE_HOME"] = str(home / "score")
@@ -81,7 +85,7 @@ def main() -> None:
                        shape=(args.size, args.size))
     app = get_qapp()
     started = time.perf_counter()
-    window = MainWindow(AppSettings(rater_id="A"), interactive=False)
+    window = MainWindow(AppSettings(rater_id="A", layout=args.layout), interactive=False)
     window.resize(1600, 1000)
     window.show()
     window.settle()

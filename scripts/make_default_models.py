@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from score_gui.mdgru.checkpoint import DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, load_model, save_model
+from score_gui.mdgru.checkpoint import (DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, load_model, read_checkpoint,
+                                       save_model)
 from score_gui.mdgru.heads import HEADS, n_outputs
 from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
 from score_gui.mdgru.preprocess import LOCALISER_PIXEL_SIZE_MM
@@ -60,10 +61,27 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     model.load_state_dict(content.get("model") or content["state_dict"])
 
 
+def lineage(init: Path | None) -> list[dict]:
+    """The stages that made the weights in ``init``, latest first, ending with one trained from
+    random weights (``initialised_from`` None) when the chain is complete: whether two members
+    share an ancestor can be read off their checkpoints. A training state (``*.state.pt``)
+    carries no record: its stage is listed with ``command`` None.
+    """
+    if init is None:
+        return []
+    if init.name.endswith(".state.pt"):
+        return [{"file": init.name, "command": None}]
+    training = read_checkpoint(init)["meta"].get("training", {})
+    stage = {"file": init.name, "command": training.get("command"), "iterations": training.get("iterations"),
+             "seed": training.get("data", {}).get("seed"),
+             "initialised_from": training.get("data", {}).get("initialised_from")}
+    return [stage] + list(training.get("lineage", []))
+
+
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
                init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
                dice_weight: float = 0.0, lesion_enrich: float = 0.0, seed_offset: int = 0,
-               robust: str | None = None, batch_size: int = 1) -> Path:
+               robust: str | None = None, batch_size: int = 1, command: str = "") -> Path:
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
@@ -120,7 +138,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
              "synthetic": synthetic.to_dict(), "augmentation": sampler.augment.to_dict(),
              "training_crop_px": None if localiser else crop,
              "loss": f"score_gui.training.loop.member_loss, dice weight {dice_weight}",
-             "command": "python scripts/make_default_models.py " + " ".join(sys.argv[1:])}
+             "command": command, "lineage": lineage(init)}
     meta = member_meta(name, heads, [], config, result,
                        pixel_size_mm=LOCALISER_PIXEL_SIZE_MM if localiser else DEFAULT_PIXEL_SIZE_MM,
                        crop_size_px=0 if localiser else DEFAULT_CROP_SIZE_PX, extra=extra)
@@ -143,7 +161,7 @@ def assemble(out: Path) -> Path:
     return write_ensemble_json(out, [(r, f"rater{r}.pt") for r in RATERS], "localiser.pt")
 
 
-def set_inference_crop(out: Path, crop: int) -> list[Path]:
+def set_inference_crop(out: Path, crop: int, command: str = "") -> list[Path]:
     """Give every member in ``out`` a new inference crop; the change is kept in its training record.
 
     Only the field the members see at inference changes, not their weights: MDGRU runs on
@@ -154,8 +172,7 @@ def set_inference_crop(out: Path, crop: int) -> list[Path]:
         path = out / f"rater{rater}.pt"
         model, meta = load_model(path)
         meta["training"].setdefault("inference_crop_history", []).append(
-            {"from": int(meta["crop_size_px"]), "to": int(crop),
-             "command": "python scripts/make_default_models.py " + " ".join(sys.argv[1:])})
+            {"from": int(meta["crop_size_px"]), "to": int(crop), "command": command})
         meta["crop_size_px"] = int(crop)
         paths.append(save_model(path, model, meta))
     return paths
@@ -191,6 +208,7 @@ def main(argv=None) -> int:
                         help="train on SyntheticConfig.robust() slices with AugmentConfig.robust(); 'mild': "
                              "a fifth of the random contrasts, 40 %% wide anatomy, half the channel changes")
     args = parser.parse_args(argv)
+    command = "python scripts/make_default_models.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.inference_crop and not args.assemble:
         parser.error("--inference-crop changes the assembled models: give --assemble with it")
     torch.set_num_threads(args.threads)
@@ -203,9 +221,9 @@ def main(argv=None) -> int:
                        learning_rate=args.lr, export_only=args.export,
                        dice_weight=0.0 if part == "localiser" else args.dice,
                        lesion_enrich=args.lesion_enrich, seed_offset=args.seed_offset, robust=args.robust,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, command=command)
     if args.assemble and args.inference_crop:
-        for path in set_inference_crop(args.out, args.inference_crop):
+        for path in set_inference_crop(args.out, args.inference_crop, command):
             print(f"{path}: crop_size_px {args.inference_crop}")
     if args.assemble or not args.part:
         print(f"wrote {assemble(args.out)}")

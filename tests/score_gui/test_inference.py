@@ -356,3 +356,27 @@ def test_default_models_get_a_new_inference_crop_without_new_weights(tmp_path, m
     assert after["meta"]["training"]["inference_crop_history"][-1]["from"] == before["meta"]["crop_size_px"]
     assert all(torch.equal(after["state_dict"][k], v) for k, v in before["state_dict"].items())
     assert {m.crop_size_px for m in Ensemble.load(folder).members} == {40}
+
+
+def test_default_member_records_its_lineage_back_to_random_weights(tmp_path, monkeypatch):
+    """A member trained in two stages names both in its checkpoint, the first from random
+    weights: whether members share an ancestor can be read off them."""
+    import importlib.util
+    import sys
+
+    script = models_root().parent.parent / "scripts" / "make_default_models.py"
+    spec = importlib.util.spec_from_file_location("make_default_models", script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--part", "A", "--iterations", "2", "--crop", "24", "--batch-size", "2", "--log-every", "1"]
+    assert module.main([*common, "--out", str(first), "--work", str(tmp_path / "w1")]) == 0
+    assert module.main([*common, "--init", str(first / "raterA.pt"), "--seed-offset", "7",
+                        "--out", str(second), "--work", str(tmp_path / "w2")]) == 0
+    training = torch.load(second / "raterA.pt", weights_only=True)["meta"]["training"]
+    assert training["data"]["initialised_from"] == "raterA.pt"
+    (stage,) = training["lineage"]
+    assert stage["initialised_from"] is None and stage["iterations"] == 2
+    assert "--out " + str(first) in stage["command"]
+    assert torch.load(first / "raterA.pt", weights_only=True)["meta"]["training"]["lineage"] == []
