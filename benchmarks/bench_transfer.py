@@ -23,17 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from score_gui.labels import LabelMap, write_labels
+from score_gui.labels import LabelMap, read_labels, write_labels
 from score_gui.mdgru.checkpoint import read_checkpoint
 from score_gui.phantom_variant import make_variant_scan
 from score_gui.progress import drain
-from score_gui.scan import write_scan
+from score_gui.scan import read_scan, write_scan
 from score_gui.study import Study, scan_path
 from score_gui.training.loop import cross_validate
 
 SITES = ((0.5, 160), (0.67, 192), (0.8, 144), (0.4, 224))
 """(pixel size mm, matrix) of the simulated sites, as in multi-site T2*w cord data."""
 FIRST_SEED = 930000
+LESIONS: dict[str, np.ndarray] = {}
+"""Subject -> the generator's true lesion mask (not in the study: its labels are cord + GM)."""
 
 
 def write_study(root: Path, n_subjects: int, n_slices: int) -> Study:
@@ -45,6 +47,7 @@ def write_study(root: Path, n_subjects: int, n_slices: int) -> Study:
         scan, truth, _ = make_variant_scan(kind, seed=FIRST_SEED + i, n_slices=n_slices, shape=(size, size),
                                            pixel_size=pixel, contrast="t2star")
         subject = f"site{i % len(SITES) + 1}{kind}{i:02d}"
+        LESIONS[subject] = truth.lesion if truth.lesion is not None else np.zeros_like(truth.dseg)
         path = scan_path(root, subject)
         path.parent.mkdir(parents=True, exist_ok=True)
         scan.subject, scan.session = subject, None
@@ -65,7 +68,7 @@ def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, 
     return result, time.perf_counter() - started
 
 
-def print_details(result) -> None:
+def print_details(study: Study, result) -> None:
     """Out-of-fold GM and cord Dice per site and per kind (HC / MS), and the iterations each fold trained before it stopped."""
     rows = result.metrics[result.metrics["slice"] != "mean"].copy()
     rows["site"] = rows["subject"].str.extract(r"(site\d)", expand=False)
@@ -78,8 +81,27 @@ def print_details(result) -> None:
     for kind, part in rows.groupby("kind"):
         dice = part.groupby("compartment")["dice"].mean()
         print(f"    {kind.upper()}: GM {dice.get('gm', float('nan')):.3f}, cord {dice.get('cord', float('nan')):.3f}")
+    print_missed_under_lesions(study, result)
     folds = read_checkpoint(result.fold_models[0])["meta"]["training"]["cross_validation"]["folds"]
     print("    iterations per fold: " + ", ".join(str(f["iterations"]) for f in folds))
+
+
+def print_missed_under_lesions(study: Study, result) -> None:
+    """Of the true GM the out-of-fold predictions miss on the MS subjects, the share under a
+    lesion (the variant's lesions are bright blobs that hide the GM; its labels keep the GM there)."""
+    entries = {entry.stem: entry for entry in study.scans}
+    under = elsewhere = 0
+    for path in result.predictions:
+        entry = entries[path.name.split("_desc-")[0]]
+        lesion = next(mask for name, mask in LESIONS.items() if entry.stem.startswith(f"sub-{name}_"))
+        if not lesion.any():
+            continue
+        scan = read_scan(entry.path)
+        missed = (read_labels(entry.dseg_path("raterG"), scan).dseg >= 3) & (read_labels(path, scan).dseg < 3)
+        under += int((missed & (lesion > 0)).sum())
+        elsewhere += int((missed & (lesion == 0)).sum())
+    if under + elsewhere:
+        print(f"    MS: GM pixels missed {under + elsewhere}, under lesions {100 * under / (under + elsewhere):.0f} %")
 
 
 def main() -> None:
@@ -107,7 +129,7 @@ def main() -> None:
                                   args.workers, args.lr)
             dice = "  ".join(f"{name} {values['dice']:.3f}" for name, values in result.mean_metrics().items())
             print(f"--init {init:<8} {seconds / 60:5.1f} min   out-of-fold Dice: {dice}", flush=True)
-            print_details(result)
+            print_details(study, result)
 
 
 if __name__ == "__main__":
