@@ -72,7 +72,7 @@ def fresh_targets(sv) -> dict:
             "paint_hook": labels, "region_refresh": labels, "paused_scene": canvas,
             "grid_layout_memo": ViewerModel(), "single_slicing": ViewerModel(),
             "slice_when_visible": image, "light_layers": (image, canvas), "one_extent_update": ViewerModel(),
-            "controls_on_demand": sv.viewer, "editing_overlays": labels, "selection_kept": ViewerModel()}   # the patch changes connections, not attributes
+            "controls_on_demand": sv.viewer, "editing_overlays": labels}   # the patch changes connections, not attributes
 
 
 @pytest.mark.parametrize("name", sorted(compat.PATCHES))
@@ -333,29 +333,6 @@ def test_controls_on_demand_makes_only_the_selected_layers_controls(sv):
             sv.viewer.layers.remove(layer)
     assert not any(layer in controls.widgets for layer in added)
     sv.relayout()       # the master selected again
-
-
-def test_selection_kept_while_outline_layers_are_added(sv, env):
-    """Adding a source's outlines to every pane never changes the selection (napari would
-    select each new layer in turn, then SCORE the master again), and plain napari still
-    selects what is added."""
-    layers = sv.viewer.layers
-    assert layers.selection.active is sv.master
-    changes = []
-    layers.selection.events.active.connect(changes.append)
-    try:
-        sv.add_reference_labels("probe rater", env[1])
-        assert len(sv.reference_layers.names) and changes == []
-        assert layers.selection == {sv.master}
-    finally:
-        layers.selection.events.active.disconnect(changes.append)
-        sv.remove_reference_labels("probe rater")
-    probe = sv.viewer.add_image(np.zeros((4, 8, 8), np.float32), name="probe", visible=False)
-    try:
-        assert layers.selection.active is probe      # napari's own behaviour outside the batch
-    finally:
-        layers.remove(probe)
-        sv.relayout()
 
 
 def test_editing_overlays_only_on_the_master(sv, env):

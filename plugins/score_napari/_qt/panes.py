@@ -183,7 +183,7 @@ class PanePool:
         before = [p for p in self.panes if self.planned.index(p.key) < self.planned.index(key)]
         index = sum(len(p.layers()) for p in before)
         self.panes.insert(len(before), pane)
-        with self.scene_paused(), compat.selection_kept(self.viewer):
+        with self.scene_paused():
             for offset, layer in enumerate(self._in_drawing_order(pane)):
                 self.viewer.layers.insert(index + offset, layer)
             self.update_stride()
@@ -247,7 +247,7 @@ class PanePool:
     def insert_per_pane(self, group: Callable, name: str, make: Callable, then: Callable) -> None:
         """Add ``make(pane)`` to every pane under its labels, as ``group(pane)[name]``; run
         ``then()`` (the layout) before the grid is laid out again."""
-        with self.scene_paused(), compat.selection_kept(self.viewer):
+        with self.scene_paused():
             # From the last pane back, so earlier indices stay valid.
             for pane in reversed(self.panes):
                 layer = make(pane)

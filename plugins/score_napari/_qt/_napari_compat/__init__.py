@@ -25,7 +25,7 @@ Examples
 >>> sorted(PATCHES)  # doctest: +NORMALIZE_WHITESPACE
 ['controls_on_demand', 'editing_overlays', 'grid_layout_memo', 'light_layers',
  'one_extent_update', 'paint_hook', 'paused_scene', 'qt_viewer', 'region_refresh',
- 'selection_kept', 'single_slicing', 'slice_when_visible', 'unwrap_proxy']
+ 'single_slicing', 'slice_when_visible', 'unwrap_proxy']
 >>> version_supported("0.9.2"), version_supported("0.10.0")
 (True, False)
 """
@@ -136,20 +136,19 @@ from score_napari._qt._napari_compat._painting import (PAINT_HOOK, REGION_REFRES
                                                        record_paint_history, refresh_labels_region)
 from score_napari._qt._napari_compat._speed import (CONTROLS_ON_DEMAND, EDITING_OVERLAYS,  # noqa: E402
                                                     GRID_LAYOUT_MEMO, LIGHT_LAYERS, ONE_EXTENT_UPDATE,
-                                                    PAUSED_SCENE, SELECTION_KEPT, SINGLE_SLICING,
-                                                    SLICE_WHEN_VISIBLE,
+                                                    PAUSED_SCENE, SINGLE_SLICING, SLICE_WHEN_VISIBLE,
                                                     cell_view, hide_editing_overlays, lighten_layer,
                                                     make_controls_on_demand, show_editing_overlays,
                                                     memoize_grid_layout, one_extent_update,
-                                                    scene_paused, selection_kept, skip_repeated_slicing,
+                                                    scene_paused, skip_repeated_slicing,
                                                     slice_when_visible)
 
 __all__ = ["CONTROLS_ON_DEMAND", "EDITING_OVERLAYS", "ENV", "GRID_LAYOUT_MEMO", "LIGHT_LAYERS",
            "ONE_EXTENT_UPDATE", "PAINT_HOOK", "PATCHES", "PAUSED_SCENE", "Patch", "QT_VIEWER",
-           "REGION_REFRESH", "SELECTION_KEPT", "SINGLE_SLICING", "SLICE_WHEN_VISIBLE", "UNWRAP_PROXY", "WRITTEN_FOR",
+           "REGION_REFRESH", "SINGLE_SLICING", "SLICE_WHEN_VISIBLE", "UNWRAP_PROXY", "WRITTEN_FOR",
            "cell_view", "clear_napari_history", "hide_editing_overlays", "install_paint_hook",
            "lighten_layer", "make_controls_on_demand", "memoize_grid_layout", "missing_attributes",
            "napari_version", "one_extent_update", "qt_viewer_of", "record_paint_history",
-           "refresh_labels_region", "scene_paused", "selection_kept", "show_editing_overlays",
+           "refresh_labels_region", "scene_paused", "show_editing_overlays",
            "skip_repeated_slicing", "slice_when_visible", "unwrap_viewer", "version_supported",
            "vispy_canvas"]

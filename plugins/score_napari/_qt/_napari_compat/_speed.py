@@ -296,31 +296,6 @@ def one_extent_update(viewer, layers):
     update()
 
 
-SELECTION_KEPT = _patch(
-    "selection_kept",
-    "Layers added in a batch leave the selection as it was. napari makes every added layer "
-    "the selected one, and each change of selection updates the layer buttons, the active "
-    "layer's status and help, the layer list's view and the context keys: about 2.5 s of "
-    "the 8 s profile of a first scan opened with 11 panes and 4 outline sources (66 layers), "
-    "for a selection SCORE sets once afterwards (the master labels, for painting).",
-    lambda viewer: missing_attributes(viewer, "layers._activate_on_insert", "layers.selection.active"))
-
-
-@contextmanager
-def selection_kept(viewer):
-    """Insert layers inside; the selection stays as it was (:data:`SELECTION_KEPT`)."""
-    if not SELECTION_KEPT.usable(viewer):
-        yield
-        return
-    layers = viewer.layers
-    previous = layers._activate_on_insert
-    layers._activate_on_insert = False
-    try:
-        yield
-    finally:
-        layers._activate_on_insert = previous
-
-
 CONTROLS_ON_DEMAND = _patch(
     "controls_on_demand",
     "A layer's Qt controls panel (opacity, contrast, brush) made once the event loop turns "
