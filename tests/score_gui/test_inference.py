@@ -334,11 +334,9 @@ def test_single_contrast_scan_repeated_on_models_trained_for_it(tmp_path):
         drain(segment_scan(three, ensemble))
 
 
-def test_default_models_get_a_new_inference_crop_without_new_weights(tmp_path, monkeypatch):
-    """``make_default_models.py --assemble --inference-crop`` changes what the members see, keeps
-    their weights, records the change, and leaves a model set that loads."""
+def make_default_models_script(monkeypatch):
+    """``scripts/make_default_models.py`` imported as a module (it is not a package's)."""
     import importlib.util
-    import shutil
     import sys
 
     script = models_root().parent.parent / "scripts" / "make_default_models.py"
@@ -346,6 +344,15 @@ def test_default_models_get_a_new_inference_crop_without_new_weights(tmp_path, m
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look themselves up there
     spec.loader.exec_module(module)
+    return module
+
+
+def test_default_models_get_a_new_inference_crop_without_new_weights(tmp_path, monkeypatch):
+    """``make_default_models.py --assemble --inference-crop`` changes what the members see, keeps
+    their weights, records the change, and leaves a model set that loads."""
+    import shutil
+
+    module = make_default_models_script(monkeypatch)
     folder = tmp_path / "default"
     shutil.copytree(models_root() / "default", folder)
     before = torch.load(folder / "raterA.pt", weights_only=True)
@@ -361,14 +368,7 @@ def test_default_models_get_a_new_inference_crop_without_new_weights(tmp_path, m
 def test_default_member_records_its_lineage_back_to_random_weights(tmp_path, monkeypatch):
     """A member trained in two stages names both in its checkpoint, the first from random
     weights: whether members share an ancestor can be read off them."""
-    import importlib.util
-    import sys
-
-    script = models_root().parent.parent / "scripts" / "make_default_models.py"
-    spec = importlib.util.spec_from_file_location("make_default_models", script)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
+    module = make_default_models_script(monkeypatch)
     first, second = tmp_path / "first", tmp_path / "second"
     common = ["--part", "A", "--iterations", "2", "--crop", "24", "--batch-size", "2", "--log-every", "1"]
     assert module.main([*common, "--out", str(first), "--work", str(tmp_path / "w1")]) == 0
