@@ -34,20 +34,20 @@ from score_gui.training.loop import cross_validate
 SITES = ((0.5, 160), (0.67, 192), (0.8, 144), (0.4, 224))
 """(pixel size mm, matrix) of the simulated sites, as in multi-site T2*w cord data."""
 FIRST_SEED = 930000
-LESIONS: dict[str, np.ndarray] = {}
-"""Subject -> the generator's true lesion mask (not in the study: its labels are cord + GM)."""
 
 
-def write_study(root: Path, n_subjects: int, n_slices: int) -> Study:
+def write_study(root: Path, n_subjects: int, n_slices: int) -> tuple[Study, dict[str, np.ndarray]]:
     """A cord + GM labelled single-contrast study, subjects spread over :data:`SITES`: the first
-    round of sites healthy, the next with MS, so that every site has both (8 subjects: one each)."""
+    round of sites healthy, the next with MS, so that every site has both (8 subjects: one each).
+    Also returns each subject's true lesion mask, which the study's labels do not hold."""
+    lesions = {}
     for i in range(n_subjects):
         pixel, size = SITES[i % len(SITES)]
         kind = "ms" if (i // len(SITES)) % 2 else "hc"
         scan, truth, _ = make_variant_scan(kind, seed=FIRST_SEED + i, n_slices=n_slices, shape=(size, size),
                                            pixel_size=pixel, contrast="t2star")
         subject = f"site{i % len(SITES) + 1}{kind}{i:02d}"
-        LESIONS[subject] = truth.lesion if truth.lesion is not None else np.zeros_like(truth.dseg)
+        lesions[subject] = truth.lesion if truth.lesion is not None else np.zeros_like(truth.dseg)
         path = scan_path(root, subject)
         path.parent.mkdir(parents=True, exist_ok=True)
         scan.subject, scan.session = subject, None
@@ -57,7 +57,7 @@ def write_study(root: Path, n_subjects: int, n_slices: int) -> Study:
         labels = LabelMap(dseg=cord_gm, lesion=None, labelled={"cord", "gm"}, who="raterG")
         out = root / "derivatives" / "score" / path.parent.relative_to(root)
         write_labels(scan, labels, out, "raterG")
-    return Study.open(root)
+    return Study.open(root), lesions
 
 
 def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, workers: int,
@@ -68,7 +68,7 @@ def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, 
     return result, time.perf_counter() - started
 
 
-def print_details(study: Study, result) -> None:
+def print_details(study: Study, result, lesions: dict[str, np.ndarray]) -> None:
     """Out-of-fold GM and cord Dice per site and per kind (HC / MS), and the iterations each fold trained before it stopped."""
     rows = result.metrics[result.metrics["slice"] != "mean"].copy()
     rows["site"] = rows["subject"].str.extract(r"(site\d)", expand=False)
@@ -81,19 +81,20 @@ def print_details(study: Study, result) -> None:
     for kind, part in rows.groupby("kind"):
         dice = part.groupby("compartment")["dice"].mean()
         print(f"    {kind.upper()}: GM {dice.get('gm', float('nan')):.3f}, cord {dice.get('cord', float('nan')):.3f}")
-    print_missed_under_lesions(study, result)
+    print_missed_under_lesions(study, result, lesions)
     folds = read_checkpoint(result.fold_models[0])["meta"]["training"]["cross_validation"]["folds"]
     print("    iterations per fold: " + ", ".join(str(f["iterations"]) for f in folds))
 
 
-def print_missed_under_lesions(study: Study, result) -> None:
+def print_missed_under_lesions(study: Study, result, lesions: dict[str, np.ndarray]) -> None:
     """Of the true GM the out-of-fold predictions miss on the MS subjects, the share under a
-    lesion (the variant's lesions are bright blobs that hide the GM; its labels keep the GM there)."""
+    lesion (``lesions``: subject -> the generator's lesion mask, which the study's cord + GM labels
+    lack; the variant's lesions are bright blobs that hide the GM, and its labels keep the GM there)."""
     entries = {entry.stem: entry for entry in study.scans}
     under = elsewhere = 0
     for path in result.predictions:
         entry = entries[path.name.split("_desc-")[0]]
-        lesion = next(mask for name, mask in LESIONS.items() if entry.stem.startswith(f"sub-{name}_"))
+        lesion = lesions[entry.subject]
         if not lesion.any():
             continue
         scan = read_scan(entry.path)
@@ -121,7 +122,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.keep:
             tmp = str(args.keep)
-        study = write_study(Path(tmp) / "study", args.subjects, args.slices)
+        study, lesions = write_study(Path(tmp) / "study", args.subjects, args.slices)
         print(f"{args.subjects} single-contrast variant subjects over {len(SITES)} sites, {args.slices} slices "
               f"each, labels cord + GM; 3 folds, batch {args.batch}, {args.workers} sampling process(es)")
         for init in [args.init] + (["none"] if args.compare else []):
@@ -129,7 +130,7 @@ def main() -> None:
                                   args.workers, args.lr)
             dice = "  ".join(f"{name} {values['dice']:.3f}" for name, values in result.mean_metrics().items())
             print(f"--init {init:<8} {seconds / 60:5.1f} min   out-of-fold Dice: {dice}", flush=True)
-            print_details(study, result)
+            print_details(study, result, lesions)
 
 
 if __name__ == "__main__":
