@@ -29,7 +29,6 @@ from score_gui.phantom_variant import make_variant_scan
 from score_gui.progress import drain
 from score_gui.scan import read_scan, write_scan
 from score_gui.study import Study, scan_path
-from score_gui.training.augment import AugmentConfig
 from score_gui.training.loop import cross_validate
 
 SITES = ((0.5, 160), (0.67, 192), (0.8, 144), (0.4, 224))
@@ -62,10 +61,10 @@ def write_study(root: Path, n_subjects: int, n_slices: int) -> tuple[Study, dict
 
 
 def run(study: Study, out: Path, init: str, iterations: int | None, batch: int, workers: int,
-        learning_rate: float | None = None, augment=None):
+        learning_rate: float | None = None):
     started = time.perf_counter()
     result = drain(cross_validate(study, "G", out, folds=3, init=init, iterations=iterations, batch_size=batch,
-                                  loader_workers=workers, seed=0, learning_rate=learning_rate, augment=augment))
+                                  loader_workers=workers, seed=0, learning_rate=learning_rate))
     return result, time.perf_counter() - started
 
 
@@ -116,13 +115,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--init", default="default")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: score train's)")
-    parser.add_argument("--lesion-paint", type=float, default=None, metavar="P",
-                        help="AugmentConfig.lesion_paint for the training crops (default: score train's augmentation)")
     parser.add_argument("--compare", action="store_true", help="also train from random weights")
     parser.add_argument("--keep", type=Path, help="write the study and the models here (kept) instead of a temporary folder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    augment = None if args.lesion_paint is None else AugmentConfig(lesion_paint=args.lesion_paint)
     with tempfile.TemporaryDirectory() as tmp:
         if args.keep:
             tmp = str(args.keep)
@@ -131,7 +127,7 @@ def main() -> None:
               f"each, labels cord + GM; 3 folds, batch {args.batch}, {args.workers} sampling process(es)")
         for init in [args.init] + (["none"] if args.compare else []):
             result, seconds = run(study, Path(tmp) / f"models-{init}", init, args.iterations, args.batch,
-                                  args.workers, args.lr, augment)
+                                  args.workers, args.lr)
             dice = "  ".join(f"{name} {values['dice']:.3f}" for name, values in result.mean_metrics().items())
             print(f"--init {init:<8} {seconds / 60:5.1f} min   out-of-fold Dice: {dice}", flush=True)
             print_details(study, result, lesions)

@@ -81,14 +81,12 @@ def lineage(init: Path | None) -> list[dict]:
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
                init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
                dice_weight: float = 0.0, lesion_enrich: float = 0.0, seed_offset: int = 0,
-               robust: str | None = None, batch_size: int = 1, command: str = "",
-               lesion_paint: float = 0.0) -> Path:
+               robust: str | None = None, batch_size: int = 1, command: str = "") -> Path:
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
     ``seed_offset`` gives a continued run its own stream of training slices; ``robust``
-    trains on :meth:`SyntheticConfig.robust` slices with :meth:`AugmentConfig.robust`;
-    ``lesion_paint`` is the members' :attr:`AugmentConfig.lesion_paint`.
+    trains on :meth:`SyntheticConfig.robust` slices with :meth:`AugmentConfig.robust`.
     """
     localiser = part == "localiser"
     heads = [HEADS["canal"]] if localiser else [HEADS["tissue"], HEADS["lesion"]]
@@ -108,7 +106,6 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
         augment = AugmentConfig.robust() if robust else AugmentConfig()
         if robust == "mild":
             augment = dataclasses.replace(augment, channel_collapse=0.1, channel_drop=0.1, channel_shuffle=0.05)
-        augment = dataclasses.replace(augment, lesion_paint=lesion_paint)
         sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
                                    max_offset_mm=5.0, augment=augment, synthetic=synthetic)
     config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part] + seed_offset, checkpoint_every=25,
@@ -194,8 +191,6 @@ def main(argv=None) -> int:
                         help="weight of the soft Dice term (CE + Dice as Horvath et al. 2019)")
     parser.add_argument("--lesion-enrich", type=float, default=0.0,
                         help="probability of redrawing an MS slice without lesions")
-    parser.add_argument("--lesion-paint", type=float, default=0.0, metavar="P",
-                        help="probability of lesion-like blobs painted over the cord's tissue (AugmentConfig.lesion_paint)")
     parser.add_argument("--export", action="store_true",
                         help="save the parts' latest training states as models without training on")
     parser.add_argument("--assemble", action="store_true", help="only write ensemble.json")
@@ -226,7 +221,7 @@ def main(argv=None) -> int:
                        learning_rate=args.lr, export_only=args.export,
                        dice_weight=0.0 if part == "localiser" else args.dice,
                        lesion_enrich=args.lesion_enrich, seed_offset=args.seed_offset, robust=args.robust,
-                       batch_size=args.batch_size, command=command, lesion_paint=args.lesion_paint)
+                       batch_size=args.batch_size, command=command)
     if args.assemble and args.inference_crop:
         for path in set_inference_crop(args.out, args.inference_crop, command):
             print(f"{path}: crop_size_px {args.inference_crop}")

@@ -78,10 +78,6 @@ class AugmentConfig:
         by copies of kept ones (fewer distinct inversion times).
     channel_shuffle : float
         Probability that the images come in a random order.
-    lesion_paint : float
-        Probability that 1-3 lesion-like blobs are painted into the cord (:func:`paint_lesions`):
-        the tissue labels beneath stay, so the network learns the GM's shape where a lesion
-        hides it (MS plaques on T2*-weighted scans are about as bright as the GM).
     """
 
     rotation_deg: float = 15.0
@@ -101,7 +97,6 @@ class AugmentConfig:
     channel_collapse: float = 0.0
     channel_drop: float = 0.0
     channel_shuffle: float = 0.0
-    lesion_paint: float = 0.0
 
     @classmethod
     def none(cls) -> "AugmentConfig":
@@ -275,55 +270,6 @@ def augment_channels(images: np.ndarray, rng: np.random.Generator, config: Augme
     return images
 
 
-def paint_lesions(images: np.ndarray, dseg: np.ndarray, lesion: np.ndarray | None,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-    """Paint 1-3 lesion-like blobs into the cord of one native slice (new arrays).
-
-    Each blob is a soft ellipse (semi-axes 15-55 % of the cord's radius, centred on the GM
-    six times in ten), kept inside the cord. Its brightness in every image lies between
-    the WM's and 2.5 times the GM's distance from it, with a mild texture, so it may hide
-    the GM entirely. ``dseg`` is unchanged (the tissue is still there); the blobs are added
-    to ``lesion`` when it is given.
-
-    >>> import numpy as np
-    >>> dseg = np.zeros((40, 40), np.uint8); dseg[8:32, 8:32] = 2; dseg[16:24, 12:28] = 3
-    >>> images = np.where(dseg == 3, 2.0, np.where(dseg == 2, 1.0, 0.2))[None].astype(np.float32)
-    >>> painted, lesion = paint_lesions(images, dseg, np.zeros_like(dseg), np.random.default_rng(1))
-    >>> bool(lesion.any()), bool((lesion & (dseg < 2)).any()), bool(np.allclose(painted[0, dseg < 2], 0.2))
-    (True, False, True)
-    """
-    cord = dseg >= 2
-    gm, wm = dseg >= 3, dseg == 2
-    if cord.sum() < 20 or not wm.any():
-        return images, lesion
-    radius = np.sqrt(cord.sum() / np.pi)
-    rows, cols = np.nonzero(gm if gm.any() and rng.random() < 0.6 else cord)
-    y, x = np.mgrid[: dseg.shape[0], : dseg.shape[1]].astype(np.float32)
-    blobs = np.zeros(dseg.shape, np.float32)
-    for _ in range(int(rng.integers(1, 4))):
-        pick = int(rng.integers(len(rows)))
-        a, b = rng.uniform(0.15, 0.55, size=2) * radius
-        angle = rng.uniform(0, np.pi)
-        dy, dx = y - rows[pick], x - cols[pick]
-        u = (dx * np.cos(angle) + dy * np.sin(angle)) / a
-        v = (-dx * np.sin(angle) + dy * np.cos(angle)) / b
-        blobs = np.maximum(blobs, (u * u + v * v <= 1).astype(np.float32))
-    soft = ndimage.gaussian_filter(blobs, 0.7) * cord
-    if not (soft > 0.5).any():
-        return images, lesion
-    position = rng.uniform(0.6, 2.5)
-    texture = 1 + 0.05 * ndimage.gaussian_filter(rng.normal(size=dseg.shape), 1.0) / 0.28
-    out = np.array(images, np.float32)
-    for channel in out:
-        wm_level = float(np.median(channel[wm]))
-        gm_level = float(np.median(channel[gm])) if gm.any() else float(np.percentile(channel[cord], 90))
-        level = wm_level + (position + rng.uniform(-0.2, 0.2)) * (gm_level - wm_level)
-        channel[:] = channel * (1 - soft) + level * texture * soft
-    if lesion is not None:
-        lesion = np.maximum(lesion, (soft > 0.5).astype(lesion.dtype))
-    return out, lesion
-
-
 def augment_slice(images: np.ndarray, dseg: np.ndarray, lesion: np.ndarray | None,
                   centre: tuple[float, float], scale: float | tuple, out_shape: tuple[int, int],
                   rng: np.random.Generator, config: AugmentConfig, normalise=None):
@@ -346,8 +292,6 @@ def augment_slice(images: np.ndarray, dseg: np.ndarray, lesion: np.ndarray | Non
     dseg, lesion : ndarray uint8 ``[h, w]`` (lesion None when not given)
     """
     coords = sampling_grid(out_shape, centre, scale, rng, config)
-    if config.lesion_paint and rng.random() < config.lesion_paint:
-        images, lesion = paint_lesions(images, dseg, lesion, rng)
     source = augment_channels(augment_intensity(images, rng, config), rng, config)
     if normalise is not None:
         source = normalise(source)

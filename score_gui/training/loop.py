@@ -614,8 +614,7 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
     architecture : dict
         MDGRUNet keyword arguments (default :data:`score_gui.mdgru.model.DEFAULT_ARCHITECTURE`).
     augment : AugmentConfig, "none" or None
-        Augmentation of the members (None: the default :class:`AugmentConfig`); the
-        localiser keeps its own, except that "none" switches it off too.
+        Augmentation of the member (None: the default :class:`AugmentConfig`).
     learning_rate : float or None
         Optimiser learning rate (None: the optimiser's default).
     dice_weight : float
@@ -728,8 +727,7 @@ def cross_validate(study, rater: str, out_dir, folds: int = 3, iterations: int |
                                 config=config, architecture=arch, crop_px=crop_px,
                                 pixel_size_mm=pixel_size_mm if kind == "member" else LOCALISER_PIXEL_SIZE_MM,
                                 crop_size_px=crop_size_px if kind == "member" else 0,
-                                localiser=kind == "localiser", resume=resume,
-                                augment=augment if kind == "member" or augment == "none" else None,
+                                localiser=kind == "localiser", augment=augment, resume=resume,
                                 label=f"{label} {kind}",
                                 extra_meta={**common, "learnt_structures": sorted(learnt)} if kind == "member"
                                 else common,
