@@ -23,12 +23,12 @@ import argparse
 import numpy as np
 import pandas as pd
 
-COMPARTMENTS = ("canal", "cord", "wm", "gm", "anterior_horns", "posterior_horns", "gray_commissure", "lesion")
+from bench_generalisation import COMPARTMENTS, mean_dice  # noqa: E402  (same folder: run as a script)
 
 
 def per_scan_dice(table: pd.DataFrame) -> pd.DataFrame:
-    """Ensemble Dice per (generator, seed) scan and compartment: mean over its slices (lesions:
-    slices where truth or prediction has one).
+    """Ensemble Dice per (generator, seed) scan and compartment, as
+    :func:`bench_generalisation.mean_dice` takes it over the scan's slices.
 
     >>> rows = pd.DataFrame({"source": "score", "generator": "phantom", "seed": [1, 1, 2],
     ...                      "compartment": "gm", "dice": [0.8, 0.9, 0.7],
@@ -36,10 +36,9 @@ def per_scan_dice(table: pd.DataFrame) -> pd.DataFrame:
     >>> per_scan_dice(rows)["gm"].round(2).tolist()
     [0.85, 0.7]
     """
-    rows = table[table["source"] == "score"]
-    lesion = rows["compartment"] == "lesion"
-    rows = rows[~lesion | (rows["area_truth_mm2"] > 0) | (rows["area_pred_mm2"] > 0)]
-    return rows.groupby(["generator", "seed", "compartment"])["dice"].mean().unstack("compartment")
+    scans = table[table["source"] == "score"].groupby(["generator", "seed"])
+    return pd.DataFrame({key: {name: mean_dice(rows, name) for name in COMPARTMENTS}
+                         for key, rows in scans}).T.rename_axis(["generator", "seed"])
 
 
 def bootstrap_interval(differences: np.ndarray, rng: np.random.Generator, draws: int = 10000) -> tuple[float, float]:
@@ -65,8 +64,6 @@ def compare(first: pd.DataFrame, second: pd.DataFrame, seed: int = 0) -> pd.Data
     for generator in common.get_level_values("generator").unique():
         keys = [k for k in common if k[0] == generator]
         for name in COMPARTMENTS:
-            if name not in a or name not in b:
-                continue
             pair = pd.DataFrame({"a": a.loc[keys, name], "b": b.loc[keys, name]}).dropna()
             if pair.empty:
                 continue
