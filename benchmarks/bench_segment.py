@@ -18,6 +18,7 @@ ensemble of the default architecture in a temporary folder (same cost).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -29,11 +30,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from threadpoolctl import threadpool_limits
 
-from score_gui.inference import (ENSEMBLE_FILE, Ensemble, configure_threads, make_untrained_ensemble,
-                                 models_root, segment_scan)
-from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, MDGRUNet
+from score_gui.inference import (ENSEMBLE_FILE, Ensemble, make_untrained_ensemble, models_root, segment_scan,
+                                 worker_count)
+from score_gui.mdgru.checkpoint import load_model, load_network
 from score_gui.phantom.study import make_scan, write_demo
 from score_gui.progress import drain
 
@@ -68,13 +69,14 @@ def end_to_end(scan_path: Path, models: Path, out: Path, repeats: int) -> None:
     print("            phases (medians): " + ", ".join(f"{k} {v:.2f} s" for k, v in median.items()))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import score_gui.cli, score_gui.inference; "
-                    "score_gui.cli.build_parser()"], check=True)
+    imported = subprocess.run([sys.executable, "-c", "import sys, score_gui.cli, score_gui.inference; "
+                               "score_gui.cli.build_parser(); print('torch' in sys.modules)"],
+                              check=True, capture_output=True, text=True).stdout.strip()
     after_import = resource.getrusage(resource.RUSAGE_CHILDREN)
     import_cpu = (after_import.ru_utime + after_import.ru_stime) - (before.ru_utime + before.ru_stime)
     print(f"            of which Python start + imports: wall {time.perf_counter() - start:.2f} s, "
-          f"CPU {import_cpu:.2f} s (single-threaded)")
-    workers = configure_threads()
+          f"CPU {import_cpu:.2f} s (single-threaded); PyTorch imported: {imported}")
+    workers = min(worker_count(), 3)
     print(f"            on an idle machine about {import_cpu + (cpu - import_cpu) / workers:.1f} s "
           f"(imports + the rest of the CPU time over {workers} workers; an estimate, not a measurement)")
 
@@ -137,16 +139,31 @@ def scaling(ensemble: Ensemble) -> None:
               f"({wall / n_slices * 1000:.0f} ms per slice)")
 
 
-def network_alone(crop: int) -> None:
+def network_alone(checkpoint: Path, crop: int) -> None:
+    """One member on 12 crops, one thread: the numpy network ``score segment`` runs on the CPU
+    against the PyTorch module it was trained as (per-slice calls and one batch of 12)."""
+    import torch
+
     torch.set_num_threads(1)
-    net = MDGRUNet(8, 9, **DEFAULT_ARCHITECTURE).eval()
-    x = torch.randn(12, 8, crop, crop)
-    with torch.inference_mode():
-        net(x[:1])
-        per_slice = min(_timed(lambda: [net(x[i:i + 1]) for i in range(12)]) for _ in range(3))
-        batched = min(_timed(lambda: net(x)) for _ in range(3))
-    print(f"network     one member, 1 thread, 12 crops of {crop}x{crop}: per-slice calls {per_slice:.3f} s, "
-          f"one batch of 12 {batched:.3f} s")
+    network, _ = load_network(checkpoint)
+    model, _ = load_model(checkpoint)
+    x = np.random.default_rng(0).standard_normal((12, network.in_channels, crop, crop)).astype(np.float32)
+    with threadpool_limits(1, user_api="blas"), torch.inference_mode():
+        tensor = torch.from_numpy(x)
+        for name, run in (("numpy", network), ("PyTorch", lambda batch: model(torch.from_numpy(batch)))):
+            run(x[:1])
+            per_slice = min(_timed(lambda: [run(x[i:i + 1]) for i in range(12)]) for _ in range(3))
+            batched = min(_timed(lambda: run(x)) for _ in range(3))
+            print(f"network     one member, {name}, 1 thread, 12 crops of {crop}x{crop}: per-slice calls "
+                  f"{per_slice:.3f} s, one batch of 12 {batched:.3f} s")
+        difference = float(np.abs(network(x) - model(tensor).numpy()).max())
+    print(f"            largest difference between the two logits: {difference:.1e}")
+
+
+def first_checkpoint(models: Path) -> Path:
+    """The first member's first checkpoint, as ``ensemble.json`` lists it."""
+    first = json.loads((models / ENSEMBLE_FILE).read_text(encoding="utf-8"))["members"][0]
+    return models / (first["checkpoints"][0] if isinstance(first, dict) else first)
 
 
 def _timed(fn) -> float:
@@ -162,8 +179,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cohort", type=int, default=10, help="scans in the one-command cohort run (0: skip)")
     args = parser.parse_args()
-    threads = configure_threads()
-    print(f"torch {torch.__version__}, {threads} workers (SCORE_THREADS={os.environ.get('SCORE_THREADS', '')}), "
+    threads = min(worker_count(), 3)
+    print(f"numpy network, {threads} workers (SCORE_THREADS={os.environ.get('SCORE_THREADS', '')}), "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (other processes slow every number)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -177,7 +194,7 @@ def main() -> None:
         print(f"models      {models}: {len(ensemble.members)} members, crop {crop} px at "
               f"{ensemble.members[0].pixel_size_mm} mm, localiser {'yes' if ensemble.localiser else 'no'}")
         in_process(ensemble)
-        network_alone(crop or 192)
+        network_alone(first_checkpoint(models), crop or 192)
         if not args.quick:
             scaling(ensemble)
 

@@ -21,7 +21,8 @@ import time
 import numpy as np
 import torch
 
-from score_gui.mdgru.heads import n_outputs, set_loss
+from score_gui.mdgru.heads import n_outputs
+from score_gui.training.losses import set_loss
 from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, MDGRUNet
 from score_gui.progress import drain
 from score_gui.training.data import SyntheticConfig, SyntheticSampler

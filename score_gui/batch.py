@@ -59,21 +59,21 @@ class BatchResult:
 def segment_one(scan_path: str, out_dir: str, models: str, device: str = "cpu") -> dict:
     """Worker task: segment one scan; never raises (returns ``{"error": ...}`` instead).
 
-    Runs in a Dask worker: one thread per worker (the cluster's workers share the cores)
-    and the ensemble loaded once per worker process.
+    Runs in a Dask worker: one thread per worker, BLAS included (the cluster's workers
+    share the cores), and the ensemble loaded once per worker process.
     """
     started = time.monotonic()
     try:
-        import torch
+        from threadpoolctl import threadpool_limits
 
         from score_gui.inference import Ensemble, segment_files
         from score_gui.progress import drain
 
-        torch.set_num_threads(1)
         key = (str(models), str(device))
         if key not in _ENSEMBLES:
             _ENSEMBLES[key] = Ensemble.load(models, device)
-        outputs = drain(segment_files([scan_path], out_dir, _ENSEMBLES[key], device, workers=1))
+        with threadpool_limits(1, user_api="blas"):
+            outputs = drain(segment_files([scan_path], out_dir, _ENSEMBLES[key], device, workers=1))
         written = {k: str(v) for k, v in outputs[0].items() if k != "timing"}
         return {"scan": scan_path, "written": written, "seconds": time.monotonic() - started}
     except ScoreInputError as exc:
@@ -154,11 +154,11 @@ def check_batch_inputs(scheduler: str | None, models: str, device: str) -> str:
     Inside the workers each of these would fail once per scan, after the cluster started.
     Loading the ensemble here also proves every checkpoint readable on ``device``.
     """
-    from score_gui.inference import Ensemble, pick_device, resolve_models
+    from score_gui.inference import Ensemble, check_device, resolve_models
 
     if scheduler:
         check_scheduler_address(scheduler)
-    pick_device(device)
+    check_device(device)
     Ensemble.load(models, device)
     return str(resolve_models(models))
 

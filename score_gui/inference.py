@@ -43,19 +43,19 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
 from scipy import ndimage
+from threadpoolctl import threadpool_limits
 
 from score_gui.atomic import atomic_path, write_text_atomic
-from score_gui.devices import pick_device  # noqa: F401  (re-exported: the one device picker)
+from score_gui.devices import check_device
 from score_gui.consensus import disagreement_map, majority_vote
 from score_gui.errors import ScoreInputError
 from score_gui.labels import LabelMap
 from score_gui.mdgru.checkpoint import (DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, check_fits_scan,
-                                        head_specs, load_model, save_model)
+                                        head_specs, load_network, save_model)
 from score_gui.mdgru.heads import (DEFAULT_TASK, LOCALISER_TASK, TaskConfig, labels_from_probabilities,
                                    restrict_to_learnt, structure_probabilities)
-from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
+from score_gui.mdgru.numpy_net import softmax
 from score_gui.mdgru.preprocess import (LOCALISER_PIXEL_SIZE_MM, find_canal, model_grid, sample_crops,
                                         to_native, zscore_slices)
 from score_gui.progress import Progress
@@ -97,31 +97,20 @@ def worker_count() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def configure_threads(intra_op: int | None = None) -> int:
-    """Set PyTorch's intra-op threads (default :func:`worker_count`); return the number set.
-
-    MDGRU runs thousands of small convolutions per slice. With several intra-op threads
-    every one of them ends in a barrier, and on a busy machine a descheduled thread
-    stalls every barrier: measured here, 2 threads under a load of 8 took over 25 times
-    longer than 1 thread. :func:`segment_scan` therefore parallelises across ensemble
-    members (Python threads, one intra-op thread each), which degrades gracefully.
-    """
-    threads = worker_count() if intra_op is None else max(1, int(intra_op))
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return threads
-
-
 # ---------------------------------------------------------------------------------------
 # Ensemble
 # ---------------------------------------------------------------------------------------
 
 @dataclass
 class Member:
-    """One ensemble member (usually trained on one rater): its networks and their metadata."""
+    """One ensemble member (usually trained on one rater): its networks and their metadata.
+
+    A network is called on crops ``[B, C, H, W]`` (numpy) and returns logits
+    (:func:`score_gui.mdgru.checkpoint.load_network`).
+    """
 
     name: str
-    networks: list[tuple[MDGRUNet, dict]]
+    networks: list[tuple[object, dict]]
 
     @property
     def pixel_size_mm(self) -> float:
@@ -137,9 +126,9 @@ class Ensemble:
     """Members plus an optional canal localiser, loaded from a model folder."""
 
     members: list[Member]
-    localiser: tuple[MDGRUNet, dict] | None = None
+    localiser: tuple[object, dict] | None = None
     folder: Path | None = None
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: str = "cpu"
 
     @classmethod
     def load(cls, models: str | os.PathLike = "default", device: str = "cpu") -> "Ensemble":
@@ -154,19 +143,19 @@ class Ensemble:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ScoreInputError(spec_path, f"not a valid ensemble description ({type(exc).__name__}: {exc})") \
                 from None
-        dev = pick_device(str(device))
+        dev = check_device(device)
         members = []
         for i, entry in enumerate(member_specs):
             entry = entry if isinstance(entry, dict) else {"checkpoints": [entry]}
             files = entry.get("checkpoints") or [entry.get("checkpoint")]
-            networks = [load_model(folder / str(f), dev) for f in files if f]
+            networks = [load_network(folder / str(f), dev) for f in files if f]
             if not networks:
                 raise ScoreInputError(spec_path, f"member {i + 1} lists no checkpoint")
             name = str(entry.get("name") or networks[0][1].get("name") or f"m{i + 1}")
             members.append(Member(name=name, networks=networks))
         localiser = None
         if spec.get("localiser"):
-            localiser = load_model(folder / str(spec["localiser"]), dev)
+            localiser = load_network(folder / str(spec["localiser"]), dev)
         return cls(members=members, localiser=localiser, folder=folder, device=dev)
 
     def check_fits(self, scan: Scan) -> None:
@@ -187,6 +176,10 @@ def make_untrained_ensemble(folder, n_members: int = 3, in_channels: int = 8, ar
     ``tiny=True`` uses a very small architecture and a 16-pixel crop so that tests run in
     well under a second.
     """
+    import torch
+
+    from score_gui.mdgru.model import DEFAULT_ARCHITECTURE, LOCALISER_ARCHITECTURE, MDGRUNet
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if architecture is None:
@@ -268,15 +261,14 @@ def keep_largest_canal(dseg: np.ndarray) -> np.ndarray:
     return np.where(regions == int(np.argmax(sizes)) + 1, dseg, 0).astype(dseg.dtype)
 
 
-def _member_inputs(members: list[Member], scan: Scan, normalised: np.ndarray, centres: np.ndarray,
-                   device: torch.device) -> dict:
+def _member_inputs(members: list[Member], scan: Scan, normalised: np.ndarray, centres: np.ndarray) -> dict:
     """Grids and crops per distinct (pixel size, crop size) of the members, computed once."""
     inputs = {}
     for member in members:
         key = (member.pixel_size_mm, member.crop_size_px)
         if key not in inputs:
             grids = [model_grid(scan.pixel_spacing, scan.shape_hw, tuple(c), *key) for c in centres]
-            inputs[key] = (grids, torch.from_numpy(sample_crops(normalised, grids)).to(device))
+            inputs[key] = (grids, sample_crops(normalised, grids))
     return inputs
 
 
@@ -301,15 +293,14 @@ def _member_probabilities(member: Member, scan: Scan, inputs: dict, probs: dict[
     grids, crops = inputs[(member.pixel_size_mm, member.crop_size_px)]
     for first in range(slices.start, slices.stop, batch):
         last = min(first + batch, slices.stop)
-        with torch.inference_mode():
-            for model, meta in member.networks:
-                logits = model(crops[first:last]).float()
-                start = 0
-                for head in head_specs(meta):
-                    part = torch.softmax(logits[:, start:start + head.n_classes], dim=1).cpu().numpy()
-                    for i, s in enumerate(range(first, last)):
-                        probs[head.name][:, s] = to_native(part[i], grids[s], scan.shape_hw, outside_class=0)
-                    start += head.n_classes
+        for network, meta in member.networks:
+            logits = network(crops[first:last])
+            start = 0
+            for head in head_specs(meta):
+                part = softmax(logits[:, start:start + head.n_classes], axis=1)
+                for i, s in enumerate(range(first, last)):
+                    probs[head.name][:, s] = to_native(part[i], grids[s], scan.shape_hw, outside_class=0)
+                start += head.n_classes
         yield last
 
 
@@ -373,8 +364,7 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
         (:func:`score_gui.consensus.majority_vote`).
     workers : int, optional
         CPU threads running members side by side (default :func:`worker_count`; at most
-        one per member). PyTorch gets one intra-op thread each meanwhile (see
-        :func:`configure_threads`) and its previous setting back afterwards.
+        one per member). Each BLAS call runs on one thread meanwhile.
 
     Raises
     ------
@@ -385,25 +375,26 @@ def segment_scan(scan: Scan, ensemble: Ensemble, device: str | None = None,
         raise ValueError(f"vote must be 'soft' or 'hard', not {vote!r}")
     started = time.monotonic()
     ensemble.check_fits(scan)
-    dev = pick_device(device) if device is not None else ensemble.device
+    if device is not None and check_device(device) != ensemble.device:
+        raise ValueError(f"the models were loaded for {ensemble.device}, not {device}")
     workers = worker_count() if workers is None else max(1, int(workers))
-    workers = min(workers, len(ensemble.members)) if dev.type == "cpu" else 1
-    previous_threads = torch.get_num_threads()
-    configure_threads(1 if workers > 1 else None)
-    try:
-        return (yield from _segment(scan, ensemble, dev, workers, members_out, started, vote))
-    finally:
-        torch.set_num_threads(previous_threads)  # leave the process as it was (e.g. for training)
+    workers = min(workers, len(ensemble.members)) if ensemble.device == "cpu" else 1
+    # Each BLAS call on one thread, the cores shared by member threads instead: MDGRU is
+    # thousands of small matrix products, which BLAS threads slow down (3 members in turn:
+    # 1.47 s with 2 BLAS threads, 1.58 s with 1; side by side on 2 threads: 0.93 s with 1,
+    # twice as long with 2 each). Restored afterwards, also on cancel.
+    with threadpool_limits(1, user_api="blas"):
+        return (yield from _segment(scan, ensemble, workers, members_out, started, vote))
 
 
-def _segment(scan: Scan, ensemble: Ensemble, dev: torch.device, workers: int, members_out: bool,
+def _segment(scan: Scan, ensemble: Ensemble, workers: int, members_out: bool,
              started: float, vote: str) -> Generator[Progress, None, SegmentationResult]:
     total = scan.n_slices * len(ensemble.members)
     yield Progress(0, total, f"{scan.stem}: finding the canal", started)
     normalised = _broadcast_single_contrast(zscore_slices(scan.images), ensemble)
-    centres = find_canal(scan, ensemble.localiser, normalised, dev)
+    centres = find_canal(scan, ensemble.localiser, normalised)
     t_localised = time.monotonic()
-    inputs = _member_inputs(ensemble.members, scan, normalised, centres, dev)
+    inputs = _member_inputs(ensemble.members, scan, normalised, centres)
     member_probs = [_empty_probabilities(member, scan) for member in ensemble.members]
     ranges = _slice_ranges(scan.n_slices, len(ensemble.members), workers)
     jobs, owners, starts = [], [], []

@@ -1,8 +1,10 @@
 """Saving and loading SCORE MDGRU models with the metadata inference needs.
 
 A checkpoint is one ``torch.save`` file (``*.pt``) holding ``{"format": "score-mdgru",
-"meta": {...}, "state_dict": {...}}``, loaded with ``weights_only=True`` (no pickled
-code runs). ``meta`` keys:
+"meta": {...}, "state_dict": {...}}``. It is read without PyTorch
+(:mod:`score_gui.mdgru.ptfile`, which, like ``torch.load(weights_only=True)``, runs no
+pickled code); :func:`load_network` gives the network inference runs (numpy on the CPU,
+PyTorch on CUDA), :func:`load_model` the PyTorch module training needs. ``meta`` keys:
 
 ======================  ==================================================================
 ``format_version``      :data:`FORMAT_VERSION`
@@ -29,6 +31,9 @@ Examples
 >>> model, meta = load_model(path)
 >>> meta["in_channels"], meta["heads"][0]["name"], model.training
 (8, 'tissue', False)
+>>> network, _ = load_network(path)
+>>> type(network).__name__, network.n_outputs
+('NumpyMDGRU', 9)
 """
 
 from __future__ import annotations
@@ -39,12 +44,11 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
 from score_gui.atomic import atomic_path
 from score_gui.errors import ScoreInputError
+from score_gui.mdgru import ptfile
 from score_gui.mdgru.heads import DEFAULT_TASK, HeadSpec, resolve_heads
-from score_gui.mdgru.model import MDGRUNet
+from score_gui.mdgru.numpy_net import NumpyMDGRU
 from score_gui.scan import AMIRA_INVERSION_TIMES
 
 def score_version() -> str:
@@ -82,7 +86,7 @@ def channel_names_for(inversion_times) -> list[str]:
     return [f"TI{float(t):g}" for t in inversion_times]
 
 
-def default_meta(model: MDGRUNet, heads=None) -> dict:
+def default_meta(model, heads=None) -> dict:
     """Metadata with every key filled by a sensible default for ``model``."""
     heads = resolve_heads(heads if heads is not None else DEFAULT_TASK.networks[0].heads)
     channels = model.in_channels
@@ -104,12 +108,14 @@ def default_meta(model: MDGRUNet, heads=None) -> dict:
     }
 
 
-def save_model(path, model: MDGRUNet, meta: dict | None = None) -> Path:
-    """Write ``model`` and its metadata atomically; missing meta keys get defaults.
+def save_model(path, model, meta: dict | None = None) -> Path:
+    """Write ``model`` (an MDGRUNet) and its metadata atomically; missing meta keys get defaults.
 
     ``heads`` in ``meta`` may be names or :class:`HeadSpec`; they must add up to the
     model's outputs.
     """
+    import torch
+
     full = default_meta(model, (meta or {}).get("heads"))
     full.update({k: v for k, v in (meta or {}).items() if k != "heads"})
     full["architecture"] = dict(model.architecture)
@@ -130,14 +136,15 @@ def save_model(path, model: MDGRUNet, meta: dict | None = None) -> Path:
 
 
 def read_checkpoint(path) -> dict:
-    """Load and check a checkpoint file's raw content; ScoreInputError when it is not ours."""
+    """Load and check a checkpoint file's raw content (weights as numpy arrays);
+    ScoreInputError when it is not ours."""
     path = Path(path)
     if not path.is_file():
         raise ScoreInputError(path, "model file not found")
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
-            pickle.UnpicklingError, AttributeError, KeyError, IndexError) as exc:
+        content = ptfile.load(path)
+    except (EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, AttributeError,
+            KeyError, IndexError, TypeError) as exc:
         raise ScoreInputError(path, f"not a readable model checkpoint ({type(exc).__name__})") from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ScoreInputError(path, "not a SCORE MDGRU checkpoint (foreign or corrupt file)")
@@ -150,24 +157,51 @@ def read_checkpoint(path) -> dict:
     return content
 
 
-def load_model(path, device="cpu") -> tuple[MDGRUNet, dict]:
-    """Rebuild the network from a checkpoint, in eval mode on ``device``; return ``(model, meta)``."""
+def load_network(path, device: str = "cpu") -> tuple:
+    """The network inference runs and its metadata: :class:`NumpyMDGRU` on ``cpu`` (no
+    PyTorch import), a PyTorch module on a CUDA device (:class:`~score_gui.mdgru.model.OnDevice`);
+    both take and return numpy arrays."""
+    if str(device) != "cpu":
+        from score_gui.mdgru.model import OnDevice
+
+        model, meta = load_model(path, device)
+        return OnDevice(model), meta
+    return _validated(path, lambda content: NumpyMDGRU(content["meta"]["architecture"], content["state_dict"]))
+
+
+def load_model(path, device="cpu") -> tuple:
+    """Rebuild the PyTorch network (MDGRUNet) from a checkpoint, in eval mode on ``device``;
+    return ``(model, meta)``."""
+    import torch
+
+    from score_gui.mdgru.model import MDGRUNet
+
+    def build(content):
+        model = MDGRUNet(**dict(content["meta"]["architecture"]))
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in content["state_dict"].items()})
+        return model
+
+    model, meta = _validated(path, build)
+    model.eval()
+    return model.to(device), meta
+
+
+def _validated(path, build) -> tuple:
+    """``(build(content), meta)`` for a checkpoint whose heads and grid are usable; any
+    mismatch (architecture, weights, heads, grid) is a ScoreInputError naming the file."""
     content = read_checkpoint(path)
     meta = content["meta"]
     try:
-        arch = dict(meta["architecture"])
-        model = MDGRUNet(**arch)
-        model.load_state_dict(content["state_dict"])
+        network = build(content)
         heads = [HeadSpec.from_meta(h) for h in meta["heads"]]
-        if sum(h.n_classes for h in heads) != model.n_outputs:
+        if sum(h.n_classes for h in heads) != network.n_outputs:
             raise ValueError(f"heads have {sum(h.n_classes for h in heads)} classes, the network "
-                             f"{model.n_outputs} outputs")
+                             f"{network.n_outputs} outputs")
         _check_grid(meta)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise ScoreInputError(path, f"checkpoint does not describe a valid model "
                                     f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
-    model.eval()
-    return model.to(device), meta
+    return network, meta
 
 
 def _check_grid(meta: dict) -> None:

@@ -413,6 +413,28 @@ class MDGRUNet(nn.Module):
         return x
 
 
+class OnDevice:
+    """An MDGRUNet in eval mode on a PyTorch device, called as
+    :class:`~score_gui.mdgru.numpy_net.NumpyMDGRU` is: numpy crops in, numpy logits out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> runner = OnDevice(MDGRUNet(2, 3, **small_architecture()))
+    >>> runner(np.zeros((1, 2, 4, 4), np.float32)).dtype
+    dtype('float32')
+    """
+
+    def __init__(self, model: MDGRUNet):
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.in_channels, self.n_outputs = model.in_channels, model.n_outputs
+
+    def __call__(self, x):
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters.
 

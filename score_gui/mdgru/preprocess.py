@@ -29,8 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy import ndimage
+
+from score_gui.mdgru.numpy_net import softmax
 
 LOCALISER_PIXEL_SIZE_MM = 2.0
 """Grid of the canal localiser: coarse, so it runs on the whole field of view in milliseconds."""
@@ -166,14 +167,14 @@ def image_centres(scan) -> np.ndarray:
     return np.tile([(height - 1) / 2, (width - 1) / 2], (scan.n_slices, 1)).astype(np.float64)
 
 
-def find_canal(scan, localiser=None, normalised: np.ndarray | None = None, device="cpu") -> np.ndarray:
+def find_canal(scan, localiser=None, normalised: np.ndarray | None = None) -> np.ndarray:
     """Centre of the spinal canal per slice in native pixel coordinates, ``[S, 2]`` (row, col).
 
     Parameters
     ----------
     scan : Scan
-    localiser : (MDGRUNet, meta) or None
-        A small network with one head whose first class is "outside" (``canal`` vs rest,
+    localiser : (network, meta) or None
+        A small network (:func:`score_gui.mdgru.checkpoint.load_network`) with one head whose first class is "outside" (``canal`` vs rest,
         or cord vs rest when only cords were labelled) trained on a coarse grid
         (``meta["pixel_size_mm"]``, usually 2 mm) over the whole field of view. It lives
         beside the ensemble's members (``ensemble.json`` key ``localiser``).
@@ -199,10 +200,8 @@ def find_canal(scan, localiser=None, normalised: np.ndarray | None = None, devic
         normalised = zscore_slices(scan.images)
     grid = model_grid(scan.pixel_spacing, scan.shape_hw, None, float(meta["pixel_size_mm"]), 0)
     crops = sample_crops(normalised, [grid] * scan.n_slices)
-    with torch.inference_mode():
-        logits = model(torch.from_numpy(crops).to(device))
-        # 1 - P(first class): the same for a canal-vs-rest and a cord-vs-rest localiser.
-        canal_prob = 1.0 - torch.softmax(logits.float(), dim=1)[:, 0].cpu().numpy()
+    # 1 - P(first class): the same for a canal-vs-rest and a cord-vs-rest localiser.
+    canal_prob = 1.0 - softmax(model(crops), axis=1)[:, 0]
     centres = np.full((scan.n_slices, 2), np.nan)
     for s in range(scan.n_slices):
         centre = _largest_region_centroid(canal_prob[s])

@@ -5,5 +5,6 @@
 * :mod:`~score_gui.training.augment`: rotation, scaling, elastic, mirror, gamma,
   inversion-time contrast shifts, bias field, noise.
 * :mod:`~score_gui.training.folds`: grouped k-fold (all sessions of a subject together).
+* :mod:`~score_gui.training.losses`: partial-label set loss and soft Dice.
 * :mod:`~score_gui.training.loop`: resumable ``train_model`` and ``cross_validate``.
 """

@@ -22,7 +22,8 @@ import torch
 
 from score_gui.errors import ScoreInputError
 from score_gui.labels import read_labels
-from score_gui.mdgru.heads import HEADS, TISSUE_VALUES, HeadSpec, stack_targets, targets_from_labels
+from score_gui.mdgru.heads import HEADS, TISSUE_VALUES, HeadSpec, targets_from_labels
+from score_gui.training.losses import stack_targets
 from score_gui.mdgru.preprocess import canal_centre_from_labels, zscore_slices
 from score_gui.naming import CONSENSUS, rater_who, source_id  # noqa: F401 (public here too)
 from score_gui.scan import read_scan

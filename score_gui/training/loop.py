@@ -458,7 +458,7 @@ def write_ensemble_json(folder: Path, members: list[tuple[str, str]], localiser:
 def training_loss(heads, localiser: bool, dice_weight: float = 0.0):
     """The loss ``(logits, targets) -> tensor`` of a model: set cross-entropy for a canal
     localiser, :func:`member_loss` (with its Dice weight) for a member."""
-    from score_gui.mdgru.heads import set_loss
+    from score_gui.training.losses import set_loss
 
     if localiser:
         return lambda logits, targets: set_loss(logits, targets, heads)
@@ -468,13 +468,14 @@ def training_loss(heads, localiser: bool, dice_weight: float = 0.0):
 def member_loss(logits: torch.Tensor, targets: dict, heads, dice_weight: float = 0.0) -> torch.Tensor:
     """Loss of a member network: set cross-entropy per head, plus soft Dice.
 
-    Tissue heads get ``(1 - w) CE + w (1 - mean soft Dice)`` (:func:`score_gui.mdgru.heads.set_loss`).
+    Tissue heads get ``(1 - w) CE + w (1 - mean soft Dice)`` (:func:`score_gui.training.losses.set_loss`).
     The lesion head gets plain cross-entropy plus ``w (1 - soft Dice of the lesion class)``
     only on samples that contain a lesion: a Dice over a class absent from the crop
     (most crops) would only push the lesion probability to zero, and the head collapses
     to "never a lesion".
     """
-    from score_gui.mdgru.heads import resolve_heads, set_loss, split_logits
+    from score_gui.mdgru.heads import resolve_heads
+    from score_gui.training.losses import set_loss, split_logits
 
     specs = resolve_heads(heads)
     total = logits.new_zeros(())
@@ -557,7 +558,8 @@ def validation_loss(sampler, slices, loss_fn, batch: int = 8):
     """
     import dataclasses
 
-    from score_gui.mdgru.heads import stack_targets, targets_from_labels
+    from score_gui.mdgru.heads import targets_from_labels
+    from score_gui.training.losses import stack_targets
     from score_gui.training.augment import AugmentConfig
 
     fixed = dataclasses.replace(sampler, max_offset_mm=0.0)

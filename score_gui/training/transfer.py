@@ -134,8 +134,9 @@ def _checkpoint_files(folder: Path) -> tuple[list[tuple[str, str]], str | None]:
 
 def _initial(folder: Path, file: str, in_channels: int) -> InitialNetwork:
     from score_gui.mdgru.checkpoint import read_checkpoint
-    content = read_checkpoint(folder / file)
-    state = adapt_first_layer(content["state_dict"], in_channels)
+
+    content = read_checkpoint(folder / file)      # weights as numpy arrays (read without PyTorch)
+    state = adapt_first_layer({k: torch.from_numpy(v) for k, v in content["state_dict"].items()}, in_channels)
     return InitialNetwork(state_dict=state, meta=content["meta"], source=f"{folder}/{file}")
 
 

@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from score_gui.areas import COLUMNS
 from score_gui.cli import main
 from score_gui.consensus import majority_vote
 from score_gui.errors import ScoreInputError
-from score_gui.inference import (Ensemble, make_untrained_ensemble, models_root, pick_device,
-                                 resolve_models, segment_files, segment_scan)
+from score_gui.devices import pick_device
+from score_gui.inference import Ensemble, make_untrained_ensemble, models_root, resolve_models, segment_files, segment_scan
 from score_gui.labels import read_labels, validate_labels
 from score_gui.mdgru.checkpoint import load_model, save_model
-from score_gui.mdgru.model import MDGRUNet
+from score_gui.mdgru.model import MDGRUNet, OnDevice
+from score_gui.mdgru.numpy_net import NumpyMDGRU
 from score_gui.mdgru.preprocess import (find_canal, model_grid, sample_crops, sample_labels, to_native,
                                         zscore_slices)
 from score_gui.progress import drain
@@ -109,7 +111,8 @@ def thresholding_localiser(in_channels: int) -> MDGRUNet:
     return net
 
 
-def test_find_canal_with_a_localiser_and_the_fallback():
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_find_canal_with_a_localiser_and_the_fallback(engine):
     shape = (96, 96)
     centres = [(30.0, 60.0), (32.0, 62.0), (31.0, 58.0)]
     images = np.zeros((3, 8, *shape), np.float32)
@@ -119,7 +122,10 @@ def test_find_canal_with_a_localiser_and_the_fallback():
     images[2, :] = 0.0                                           # nothing on slice 2
     scan = Scan.from_arrays(images, pixel_spacing=(0.6, 0.6))
     meta = {"pixel_size_mm": 2.0}
-    found = find_canal(scan, (thresholding_localiser(8), meta))
+    net = thresholding_localiser(8)
+    localiser = NumpyMDGRU(net.architecture, {k: v.numpy() for k, v in net.state_dict().items()}) \
+        if engine == "numpy" else OnDevice(net)
+    found = find_canal(scan, (localiser, meta))
     np.testing.assert_allclose(found[:2], centres[:2], atol=1.5)
     np.testing.assert_allclose(found[2], np.median(found[:2], axis=0), atol=1e-6)  # filled by the median
     fallback = find_canal(scan, None)
@@ -302,15 +308,14 @@ def test_members_in_parallel_give_the_same_labels_as_in_sequence(tmp_path, monke
     for name in ("m1", "m2", "m3"):
         np.testing.assert_array_equal(parallel.members[name].dseg, sequential.members[name].dseg)
     np.testing.assert_array_equal(parallel.consensus.dseg, sequential.consensus.dseg)
-    # Stopping early (a cancelled job) returns promptly, and PyTorch's thread count
-    # (1 per member worker while segmenting) is what it was before.
-    torch.set_num_threads(2)
-    job = segment_scan(scan, ensemble)
-    next(job), next(job)
-    assert torch.get_num_threads() == 1
-    job.close()
-    assert torch.get_num_threads() == 2
-    torch.set_num_threads(1)
+    # Stopping early (a cancelled job) returns promptly, and the BLAS thread count (1 per
+    # call while member threads run side by side) is what it was before.
+    with threadpool_limits(2, user_api="blas"):
+        job = segment_scan(scan, ensemble)
+        next(job), next(job)
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+        job.close()
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {2}
 
 
 def test_single_contrast_scan_repeated_on_models_trained_for_it(tmp_path):

@@ -10,11 +10,11 @@ import torch
 
 from score_gui.errors import ScoreInputError
 from score_gui.mdgru.checkpoint import check_fits_scan, load_model, save_model
-from score_gui.mdgru.heads import (HEADS, PAPER_TASK, labels_from_probabilities, set_loss,
-                                   split_logits, stack_targets, targets_from_labels)
+from score_gui.mdgru.heads import HEADS, PAPER_TASK, labels_from_probabilities, targets_from_labels
 from score_gui.mdgru.model import (CGRU, DEFAULT_ARCHITECTURE, REFERENCE_ARCHITECTURE, MDGRULayer,
                                    MDGRUNet, count_parameters, small_architecture)
 from score_gui.scan import Scan
+from score_gui.training.losses import set_loss, split_logits, stack_targets
 
 
 def sigmoid(v):

@@ -170,7 +170,8 @@ def _write_study(root, subjects, contrast="amira", pixel=0.8, shape=(40, 40), n_
 
 def test_loss_decreases_on_a_fixed_tiny_problem():
     """Real learning check: the MDGRU fits a fixed slice's labels (loss falls by > 60 %)."""
-    from score_gui.mdgru.heads import set_loss, stack_targets, targets_from_labels
+    from score_gui.mdgru.heads import targets_from_labels
+    from score_gui.training.losses import set_loss, stack_targets
     from score_gui.mdgru.model import MDGRUNet
     from score_gui.phantom import make_slice
     from score_gui.progress import drain
@@ -321,7 +322,8 @@ def test_shipped_default_ensemble_segments_an_unseen_synthetic_scan():
 
 
 def test_member_loss_gives_lesion_dice_only_where_a_lesion_is():
-    from score_gui.mdgru.heads import set_loss, stack_targets, targets_from_labels
+    from score_gui.mdgru.heads import targets_from_labels
+    from score_gui.training.losses import set_loss, stack_targets
     from score_gui.training.loop import member_loss
 
     dseg = np.zeros((8, 8), np.uint8)

@@ -141,7 +141,8 @@ def test_soft_dice_rewards_gm_when_only_cord_and_gm_are_labelled():
     """Partial labels on the full 7-class head: GM pixels allow {3, 4, 5, 6}. A network that
     puts them in GM must score better than one that calls them WM (the Dice once pushed
     every GM class to zero here, and transferred models never predicted GM)."""
-    from score_gui.mdgru.heads import soft_dice, targets_from_labels
+    from score_gui.mdgru.heads import targets_from_labels
+    from score_gui.training.losses import soft_dice
 
     dseg = np.array([[0, 2, 2, 3, 3, 0]], np.uint8)
     allowed = torch.from_numpy(targets_from_labels(dseg, None, {"cord", "gm"}, ("tissue",))["tissue"])[None]
