@@ -83,7 +83,7 @@ def end_to_end(scan_path: Path, models: Path, out: Path, repeats: int) -> None:
 
 def cohort(scan_path: Path, models: Path, out: Path, n_scans: int) -> None:
     """One ``score segment`` command over ``n_scans`` scans: what each scan after the first costs
-    once Python, PyTorch and the models are loaded (as in a cohort run or the application)."""
+    once Python, the libraries and the models are loaded (as in a cohort run or the application)."""
     folder = out.parent / "cohort"
     folder.mkdir(exist_ok=True)
     scans = []

@@ -199,18 +199,18 @@ def _with_shared_table(out_dir: Path, write):
 
 def _write_result_files(scan, result, folder: Path, members: bool, disagreement: bool) -> dict[str, Path]:
     """The files of one scan's result, written plainly into ``folder``."""
-    from score_gui.areas import areas_table, write_areas_csv
     from score_gui.inference import write_disagreement
     from score_gui.labels import write_labels
+    from score_gui.slice_areas import area_rows, write_areas_csv   # no pandas: see slice_areas
 
     written = {f"score_{k}": v for k, v in
                write_labels(scan, result.consensus, folder, "score", keep_previous=False).items()}
     _add_sidecar(written, "score")
-    table = areas_table(result.consensus.dseg, result.consensus.lesion, scan.pixel_area_mm2,
-                        subject=scan.subject or "", session=scan.session or "", scan=scan.stem,
-                        source="score", levels=scan.levels, labelled=result.consensus.labelled)
+    rows = area_rows(result.consensus.dseg, result.consensus.lesion, scan.pixel_area_mm2,
+                     subject=scan.subject or "", session=scan.session or "", scan=scan.stem,
+                     source="score", levels=scan.levels, labelled=result.consensus.labelled)
     areas_path = folder / f"{scan.stem}_areas.csv"
-    write_areas_csv(table, areas_path)
+    write_areas_csv(rows, areas_path)
     written["areas"] = areas_path
     if members:
         for label_map in result.members.values():

@@ -214,3 +214,28 @@ def test_sidecar_levels_missing_scan_gives_empty_level(tmp_path):
     assert table["pixel_area_mm2"].iat[0] == pytest.approx(0.42)
     assert table["cord"].iat[0] == pytest.approx(30 * 0.42)
     assert table["subject"].tolist() == ["loose"] * 2 and table["source"].iat[0] == "raterA"
+
+
+def test_areas_csv_is_written_as_pandas_would_write_it(tmp_path):
+    """``score segment`` writes its areas CSV without pandas; the bytes are those of pandas'
+    ``to_csv(float_format="%.4f")`` of the same table (NaN empty, reasons quoted where needed)."""
+    from score_gui.areas import areas_table, write_areas_csv
+    from score_gui import slice_areas
+
+    dseg = np.zeros((4, 10, 10), np.uint8)
+    dseg[0, 2:8, 2:8] = 2
+    dseg[0, 4:6, 3:7] = 4
+    dseg[1, 3:7, 3:7] = 1
+    lesion = np.zeros_like(dseg)
+    lesion[0, 4, 4] = 1
+    names = {"subject": "sub-01", "scan": "sub-01_amira", "source": "score", "levels": ["C2", "C3"],
+             "labelled": {"canal", "cord", "gm", "horns", "lesion"},
+             "qc": {1: ("fail", 'motion, "ghost"'), 2: ("pass", "")}}
+    rows = slice_areas.area_rows(dseg, lesion, 0.4489, **names)
+    slice_areas.write_areas_csv(rows, tmp_path / "rows.csv")
+    table = areas_table(dseg, lesion, 0.4489, **names)
+    write_areas_csv(table, tmp_path / "table.csv")
+    table[COLUMNS].to_csv(tmp_path / "pandas.csv", index=False, float_format="%.4f")
+    expected = (tmp_path / "pandas.csv").read_bytes()
+    assert (tmp_path / "rows.csv").read_bytes() == expected == (tmp_path / "table.csv").read_bytes()
+    assert b'"motion, ""ghost"""' in expected and b",,," in expected      # quoted reason; empty areas
