@@ -51,7 +51,7 @@ from score_gui.devices import check_device
 from score_gui.consensus import disagreement_map, majority_vote
 from score_gui.errors import ScoreInputError
 from score_gui.labels import LabelMap
-from score_gui.mdgru.checkpoint import (DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, check_fits_scan,
+from score_gui.mdgru.checkpoint import (DEFAULT_CROP_SIZE_PX, DEFAULT_PIXEL_SIZE_MM, Network, check_fits_scan,
                                         head_specs, load_network, save_model)
 from score_gui.mdgru.heads import (DEFAULT_TASK, LOCALISER_TASK, TaskConfig, labels_from_probabilities,
                                    restrict_to_learnt, structure_probabilities)
@@ -103,14 +103,11 @@ def worker_count() -> int:
 
 @dataclass
 class Member:
-    """One ensemble member (usually trained on one rater): its networks and their metadata.
-
-    A network is called on crops ``[B, C, H, W]`` (numpy) and returns logits
-    (:func:`score_gui.mdgru.checkpoint.load_network`).
-    """
+    """One ensemble member (usually trained on one rater): its networks
+    (:func:`score_gui.mdgru.checkpoint.load_network`) and their metadata."""
 
     name: str
-    networks: list[tuple[object, dict]]
+    networks: list[tuple[Network, dict]]
 
     @property
     def pixel_size_mm(self) -> float:
@@ -126,7 +123,7 @@ class Ensemble:
     """Members plus an optional canal localiser, loaded from a model folder."""
 
     members: list[Member]
-    localiser: tuple[object, dict] | None = None
+    localiser: tuple[Network, dict] | None = None
     folder: Path | None = None
     device: str = "cpu"
 

@@ -43,6 +43,9 @@ import pickle
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
+
+import numpy as np
 
 from score_gui.atomic import atomic_path
 from score_gui.errors import ScoreInputError
@@ -157,10 +160,19 @@ def read_checkpoint(path) -> dict:
     return content
 
 
-def load_network(path, device: str = "cpu") -> tuple:
+class Network(Protocol):
+    """What inference runs: crops ``[B, in_channels, H, W]`` (float32 numpy) in, logits
+    ``[B, n_outputs, H, W]`` out (:class:`NumpyMDGRU`, :class:`~score_gui.mdgru.model.OnDevice`)."""
+
+    in_channels: int
+    n_outputs: int
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray: ...
+
+
+def load_network(path, device: str = "cpu") -> tuple[Network, dict]:
     """The network inference runs and its metadata: :class:`NumpyMDGRU` on ``cpu`` (no
-    PyTorch import), a PyTorch module on a CUDA device (:class:`~score_gui.mdgru.model.OnDevice`);
-    both take and return numpy arrays."""
+    PyTorch import), a PyTorch module on a CUDA device (:class:`~score_gui.mdgru.model.OnDevice`)."""
     if str(device) != "cpu":
         from score_gui.mdgru.model import OnDevice
 
