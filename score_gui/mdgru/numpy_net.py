@@ -19,8 +19,9 @@ Layout and order of work (why it is fast on a CPU):
   not for all steps beforehand: it stays in the cache instead of a 40 MB array.
 * The mean of the four cells is folded into the following 1x1 layer's weights.
 
-Measured on one 12-slice 64 px scan (3 layers 16/24/32, kernel 5, one thread): 0.49 s
-against 0.76-0.90 s for the PyTorch module in inference mode.
+Measured on one member and 12 crops of 64 px (layers 16/24/32, kernel 5, one thread;
+``benchmarks/bench_segment.py``): 0.49-0.59 s against 0.68-0.90 s for the PyTorch module in
+inference mode, on the same machine in the same hour.
 
 Examples
 --------
