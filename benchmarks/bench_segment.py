@@ -8,7 +8,9 @@ Run: ``.venv/bin/python benchmarks/bench_segment.py [--models DIR] [--quick]``
    the phases it reports (start-up = the wall time before the canal search and after writing).
 2. A cohort in one command: the cost of each further scan.
 3. In process: per-phase and per-slice time of ``segment_scan``.
-4. The network alone on one member's 12 crops: per-slice calls versus one batch of 12.
+4. The network alone on one member's 12 crops, one thread: the numpy network that ``score segment``
+   runs against the PyTorch module it was trained as, per-slice calls and one batch of 12, and the
+   largest difference between their logits.
 5. Scaling with image size and slice count (in process, models loaded once; not with --quick).
 
 Without trained weights in ``resources/models/default`` the benchmark uses an untrained
