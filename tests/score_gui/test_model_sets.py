@@ -188,3 +188,24 @@ def test_score_train_takes_either_output_or_name(study, capsys):
     assert "one of the arguments -o/--output --name --retrain is required" in capsys.readouterr().err
     assert main(["train", str(study.root), "--rater", "A", "-o", "m", "--name", "x"]) == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_the_independent_set_shares_no_weights_and_segments_a_phantom_scan():
+    """``resources/models/independent``: every member's recorded lineage ends at its own
+    random start (no shared base), and the set segments a scan it never saw."""
+    from score_gui.inference import Ensemble, segment_scan
+    from score_gui.metrics import compartment_mask, dice
+    from score_gui.phantom.study import make_scan
+    from score_gui.progress import drain
+
+    ensemble = Ensemble.load("independent")
+    starts = set()
+    for member in ensemble.members:
+        lineage = member.networks[0][1]["training"]["lineage"]
+        assert lineage and lineage[-1]["initialised_from"] is None
+        starts.add((lineage[-1]["seed"], lineage[-1]["file"]))
+    assert len(starts) == len(ensemble.members) == 3
+    scan, truth, _ = make_scan("ms", seed=77, n_slices=3)
+    labels = drain(segment_scan(scan, ensemble)).consensus
+    for name, least in (("cord", 0.95), ("gm", 0.8)):
+        assert dice(compartment_mask(labels.dseg, name), compartment_mask(truth.dseg, name)) > least
