@@ -40,10 +40,18 @@ install_python_packages() {
   echo "$want" > "$stamp"
 }
 
+compile_sources() {
+  # Byte-compile the project once, as pip does for installed packages: a start-up then reads
+  # the compiled modules even where PYTHONDONTWRITEBYTECODE keeps Python from caching them
+  # (the 35 modules of `score segment` take 0.05-0.08 s to compile). Only changed files are compiled again.
+  "$VENV/bin/python" -m compileall -q score_gui plugins app >/dev/null
+}
+
 setup() {
   local t0=$SECONDS
   install_system_packages
   install_python_packages
+  compile_sources
   echo "set-up done in $((SECONDS - t0)) s"
 }
 

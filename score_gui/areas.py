@@ -25,7 +25,6 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as _nib
 import numpy as np
 import pandas as pd
 
@@ -33,6 +32,7 @@ from score_gui.atomic import atomic_path
 from score_gui.errors import ScoreInputError
 from score_gui.labels import load_label_volume
 from score_gui.naming import LabelFileName, parse_label_name  # noqa: F401  (LabelFileName: re-exported)
+from score_gui.niftilib import nib as _nib
 from score_gui.progress import Progress
 from score_gui.slice_areas import AREA_COLUMNS, COLUMNS, ID_COLUMNS, area_rows  # noqa: F401  (re-exported)
 from score_gui.slice_areas import write_areas_csv as write_rows_csv

@@ -41,9 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from scipy import ndimage
 from threadpoolctl import threadpool_limits
 
 from score_gui.atomic import atomic_path, write_text_atomic
@@ -58,7 +56,9 @@ from score_gui.mdgru.heads import (DEFAULT_TASK, LOCALISER_TASK, TaskConfig, lab
 from score_gui.mdgru.numpy_net import softmax
 from score_gui.mdgru.preprocess import (LOCALISER_PIXEL_SIZE_MM, find_canal, model_grid, sample_crops,
                                         to_native, zscore_slices)
+from score_gui.niftilib import nib
 from score_gui.progress import Progress
+from score_gui.regions import largest_region
 from score_gui.scan import Scan, nifti_for, read_scan
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -251,11 +251,7 @@ def keep_largest_canal(dseg: np.ndarray) -> np.ndarray:
     >>> keep_largest_canal(d).tolist()
     [[1, 2, 3, 1, 0, 0, 0, 0, 0]]
     """
-    regions, count = ndimage.label(dseg > 0)
-    if count <= 1:
-        return dseg
-    sizes = np.bincount(regions.ravel())[1:]
-    return np.where(regions == int(np.argmax(sizes)) + 1, dseg, 0).astype(dseg.dtype)
+    return np.where(largest_region(dseg > 0), dseg, 0).astype(dseg.dtype)
 
 
 def _member_inputs(members: list[Member], scan: Scan, normalised: np.ndarray, centres: np.ndarray) -> dict:

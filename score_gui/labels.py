@@ -24,12 +24,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from score_gui.atomic import atomic_path, write_text_atomic
 from score_gui.errors import ScoreInputError
 from score_gui.naming import label_file_name, parse_label_name
+from score_gui.niftilib import nib
 from score_gui.scan import Scan, load_nifti, nifti_for, sidecar_path
 
 OUTSIDE, CSF, WM, GM, ANTERIOR_HORNS, POSTERIOR_HORNS, GRAY_COMMISSURE = range(7)

@@ -30,11 +30,11 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from score_gui.atomic import atomic_path
 from score_gui.errors import ScoreInputError, missing_problem
+from score_gui.niftilib import nib
 
 AMIRA_INVERSION_TIMES = (97.1, 158.7, 220.2, 281.8, 343.3, 404.9, 466.5, 528.0)
 """Effective inversion times in ms of the SCORE protocol (Tsagkas et al. 2023)."""

@@ -95,7 +95,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     enrich = 0.0 if localiser else lesion_enrich
     synthetic = (SyntheticConfig.robust(rater=rater, lesion_enrich=enrich) if robust
                  else SyntheticConfig(rater=rater, lesion_enrich=enrich))
-    if robust == "mild":  # fine-tuning trained models: a share of the randomisation, not all of it
+    if robust in ("mild", "contrast"):  # fine-tuning trained models: a share of the randomisation, not all of it
         synthetic = dataclasses.replace(synthetic, random_contrast=0.2, wide_anatomy=0.4, t2star_fraction=0.05)
     if localiser:
         sampler = SyntheticLocaliserSampler(heads=heads, synthetic=synthetic)
@@ -103,8 +103,9 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
             sampler.augment = dataclasses.replace(AugmentConfig.robust(), rotation_deg=20.0, scaling=1.15,
                                                   anisotropy=1.1, elastic_px=0.5)
     else:
-        augment = AugmentConfig.robust() if robust else AugmentConfig()
-        if robust == "mild":
+        # "contrast": the mild slices with the plain geometry, noise and blur (sharp borders)
+        augment = AugmentConfig.robust() if robust in ("full", "mild") else AugmentConfig()
+        if robust in ("mild", "contrast"):
             augment = dataclasses.replace(augment, channel_collapse=0.1, channel_drop=0.1, channel_shuffle=0.05)
         sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
                                    max_offset_mm=5.0, augment=augment, synthetic=synthetic)
@@ -204,9 +205,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="added to each part's seed (a continued run sees new slices)")
     parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--robust", nargs="?", const="full", choices=("full", "mild"), default=None,
+    parser.add_argument("--robust", nargs="?", const="full", choices=("full", "mild", "contrast"),
+                        default=None,
                         help="train on SyntheticConfig.robust() slices with AugmentConfig.robust(); 'mild': "
-                             "a fifth of the random contrasts, 40 %% wide anatomy, half the channel changes")
+                             "a fifth of the random contrasts, 40 %% wide anatomy, half the channel changes; "
+                             "'contrast': mild slices and channel changes, the plain geometry and noise")
     args = parser.parse_args(argv)
     command = "python scripts/make_default_models.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.inference_crop and not args.assemble:

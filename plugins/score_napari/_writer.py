@@ -55,7 +55,7 @@ def write_labels_layer(path: str, data, meta: dict) -> list[str]:
 
 
 def _save(scan: Scan, volume: np.ndarray, path: Path) -> Path:
-    import nibabel as nib
+    from score_gui.niftilib import nib
 
     img = nifti_for(scan, scan.to_file_grid(volume.astype(np.uint8)), np.uint8)
     img.header.set_zooms(tuple(img.header.get_zooms()[:3]))

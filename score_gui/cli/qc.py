@@ -82,7 +82,7 @@ def run(args) -> int:
 def decision_for(study, scan: str, slice_index: int, status: str, reason: str, reviewer: str,
                  comment: str = "", source: str = "score"):
     """A :class:`~score_gui.qc.log.Decision` checked against the study (scan exists, slice in range)."""
-    import nibabel as nib
+    from score_gui.niftilib import nib
 
     from score_gui.qc.log import Decision
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from score_gui.mdgru.numpy_net import softmax
+from score_gui.regions import centre_of_mass, largest_region
 
 LOCALISER_PIXEL_SIZE_MM = 2.0
 """Grid of the canal localiser: coarse, so it runs on the whole field of view in milliseconds."""
@@ -105,32 +105,45 @@ def model_grid(native_spacing, native_shape, centre=None, pixel_size_mm: float =
     return ModelGrid(rows.astype(np.float64), cols.astype(np.float64), step)
 
 
-def sample_crops(normalised: np.ndarray, grids: list[ModelGrid], order: int = 1) -> np.ndarray:
+def linear_weights(positions: np.ndarray, n: int, outside: str = "zero") -> np.ndarray:
+    """Linear interpolation along one axis as a matrix: ``values @ linear_weights(...).T``.
+
+    Row ``i`` holds the weights of the ``n`` samples for position ``positions[i]`` (in
+    sample units). ``outside="zero"``: a position outside ``[0, n - 1]`` gets no weight
+    (value 0), as ``scipy.ndimage.map_coordinates(order=1, mode="constant")``; ``"nearest"``:
+    it takes the edge sample, as ``mode="nearest"``. The model grids are separable (one
+    row position per grid row, one column position per grid column), so a 2-D resampling
+    is two small matrix products, and SciPy need not be imported to run a model.
+
+    >>> linear_weights(np.array([-0.5, 0.25, 1.0]), 2).tolist()
+    [[0.0, 0.0], [0.75, 0.25], [0.0, 1.0]]
+    """
+    positions = np.asarray(positions, np.float64)
+    clipped = np.clip(positions, 0, n - 1)
+    low = np.minimum(np.floor(clipped).astype(np.int64), max(n - 2, 0))
+    fraction = clipped - low
+    weights = np.zeros((len(positions), n), np.float64)
+    rows = np.arange(len(positions))
+    weights[rows, low] = 1 - fraction
+    weights[rows, np.minimum(low + 1, n - 1)] += fraction
+    if outside == "zero":
+        weights[(positions < 0) | (positions > n - 1)] = 0.0
+    return weights.astype(np.float32)
+
+
+def sample_crops(normalised: np.ndarray, grids: list[ModelGrid]) -> np.ndarray:
     """Resample normalised slices ``[S, T, H, W]`` onto one grid per slice -> ``[S, T, h, w]``.
 
     Plain linear interpolation without anti-aliasing, exactly as training resamples its
     crops (:func:`score_gui.training.augment.warp_images`), so the models see at inference
-    what they saw in training.
+    what they saw in training; outside the image the value is 0 (the mean).
     """
-    n_slices, n_images = normalised.shape[:2]
+    n_slices, n_images, height, width = normalised.shape
     out = np.zeros((n_slices, n_images, *grids[0].shape), np.float32)
     for s, grid in enumerate(grids):
-        rr, cc = np.meshgrid(grid.rows, grid.cols, indexing="ij")
-        for t in range(n_images):
-            out[s, t] = ndimage.map_coordinates(normalised[s, t], [rr, cc], order=order, mode="constant",
-                                                cval=0.0, prefilter=order > 1)
-    return out
-
-
-def sample_labels(labels: np.ndarray, grids: list[ModelGrid]) -> np.ndarray:
-    """Nearest-neighbour resampling of label maps ``[S, H, W]`` onto the model grids (training targets).
-
-    Outside the image the value is 0.
-    """
-    out = np.zeros((labels.shape[0], *grids[0].shape), labels.dtype)
-    for s, grid in enumerate(grids):
-        rr, cc = np.meshgrid(grid.rows, grid.cols, indexing="ij")
-        out[s] = ndimage.map_coordinates(labels[s], [rr, cc], order=0, mode="constant", cval=0)
+        along_rows = linear_weights(grid.rows, height)
+        along_cols = linear_weights(grid.cols, width)
+        out[s] = along_rows @ np.asarray(normalised[s], np.float32) @ along_cols.T
     return out
 
 
@@ -145,15 +158,13 @@ def to_native(probs: np.ndarray, grid: ModelGrid, native_shape, outside_class: i
     box = grid.native_box(native_shape)
     if box[0].start >= box[0].stop or box[1].start >= box[1].stop:
         return out
-    rr, cc = np.meshgrid(np.arange(box[0].start, box[0].stop), np.arange(box[1].start, box[1].stop),
-                         indexing="ij")
-    u = (rr - grid.rows[0]) / grid.step[0]
-    v = (cc - grid.cols[0]) / grid.step[1]
-    inside = (u >= -0.5) & (u <= grid.shape[0] - 0.5) & (v >= -0.5) & (v <= grid.shape[1] - 0.5)
-    for k in range(n_classes):
-        values = ndimage.map_coordinates(probs[k], [u, v], order=1, mode="nearest")
-        region = out[k, box[0], box[1]]
-        region[inside] = values[inside]
+    u = (np.arange(box[0].start, box[0].stop) - grid.rows[0]) / grid.step[0]
+    v = (np.arange(box[1].start, box[1].stop) - grid.cols[0]) / grid.step[1]
+    inside = np.outer((u >= -0.5) & (u <= grid.shape[0] - 0.5), (v >= -0.5) & (v <= grid.shape[1] - 0.5))
+    values = (linear_weights(u, grid.shape[0], "nearest") @ np.asarray(probs, np.float32)
+              @ linear_weights(v, grid.shape[1], "nearest").T)
+    region = out[:, box[0], box[1]]
+    region[:, inside] = values[:, inside]  # region is a view of out
     return out
 
 
@@ -212,12 +223,9 @@ def find_canal(scan, localiser=None, normalised: np.ndarray | None = None) -> np
 
 def _largest_region_centroid(prob: np.ndarray):
     mask = prob > 0.5
-    labels, count = ndimage.label(mask)
-    if count == 0:
+    if not mask.any():
         return None
-    sizes = ndimage.sum(prob, labels, index=np.arange(1, count + 1))
-    biggest = int(np.argmax(sizes)) + 1
-    return ndimage.center_of_mass(np.where(labels == biggest, prob, 0.0))
+    return centre_of_mass(np.where(largest_region(mask, weights=prob), prob, 0.0))
 
 
 def _fill_and_reject_outliers(centres: np.ndarray, fallback: np.ndarray, spacing) -> np.ndarray:
@@ -244,4 +252,4 @@ def canal_centre_from_labels(dseg: np.ndarray) -> np.ndarray | None:
     mask = np.asarray(dseg) > 0
     if not mask.any():
         return None
-    return np.asarray(ndimage.center_of_mass(mask))
+    return np.asarray(centre_of_mass(mask))

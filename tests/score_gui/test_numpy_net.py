@@ -92,8 +92,9 @@ def test_a_checkpoint_loads_as_the_numpy_network_on_the_cpu(tmp_path):
 
 def test_score_segment_runs_without_pytorch(tmp_path):
     """The reason for the numpy network: ``score segment`` on the CPU starts without PyTorch's
-    2-3 s import. Run in a fresh interpreter (this one has PyTorch loaded) on a real scan file
-    with a real ensemble."""
+    2-3 s import (nor pydicom's, pandas' or scipy.ndimage's, which it does not need either).
+    Run in a fresh interpreter (this one has PyTorch loaded) on a real scan file with a real
+    ensemble."""
     from score_gui.inference import make_untrained_ensemble
     from score_gui.scan import write_scan
 
@@ -102,7 +103,7 @@ def test_score_segment_runs_without_pytorch(tmp_path):
     scan_path = write_scan(scan, tmp_path / "sub-01_amira.nii.gz")
     code = ("import sys; from score_gui.cli import main; "
             f"code = main(['segment', {str(scan_path)!r}, '-o', {str(tmp_path / 'out')!r}, '--models', {str(models)!r}]); "
-            "print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+            "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pydicom', 'pandas'}), 'scipy.ndimage' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 [] False", done.stderr
     assert (tmp_path / "out" / "sub-01_amira_desc-score_dseg.nii.gz").is_file()

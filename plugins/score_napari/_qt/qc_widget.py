@@ -291,7 +291,7 @@ class QCWidget(QWidget):
         study_total = 0
         for entry in self.study.scans:
             if entry.stem not in self._n_slices:
-                import nibabel as nib
+                from score_gui.niftilib import nib
 
                 self._n_slices[entry.stem] = int(nib.load(str(entry.path)).shape[2])
             study_total += self._n_slices[entry.stem]
