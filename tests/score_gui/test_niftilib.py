@@ -31,3 +31,14 @@ def test_a_nifti_file_with_a_dicom_extension_still_loads(tmp_path):
                     "print(int(img.get_fdata().sum()), img.header.extensions[0].get_code(), "
                     "bytes(img.header.extensions[0].get_content()[:3]))")
     assert out == "276 2 b'not'"
+
+
+def test_the_core_and_the_plugin_take_nibabel_from_niftilib():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    direct = [str(path.relative_to(root)) for folder in ("score_gui", "plugins", "app")
+              for path in (root / folder).rglob("*.py")
+              if path.name != "niftilib.py" and any(line.strip().startswith(("import nibabel", "from nibabel"))
+                                                    for line in path.read_text().splitlines())]
+    assert direct == []
