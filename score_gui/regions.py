@@ -42,8 +42,19 @@ def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
     mask = np.asarray(mask, bool)
     if mask.ndim != 2:
         raise ValueError(f"label_regions takes a 2-D mask, not {mask.ndim}-D")
+    out = np.zeros(mask.shape, np.int32)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return out, 0
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # a canal fills a small part of a slice
+    labels, count = _label_box(mask[box])
+    out[box] = labels
+    return out, count
+
+
+def _label_box(mask: np.ndarray) -> tuple[np.ndarray, int]:
     outside = mask.size  # larger than every pixel index, so a minimum never picks it
-    labels = np.where(mask, np.arange(mask.size).reshape(mask.shape), outside)
+    labels = np.where(mask, np.arange(mask.size, dtype=np.int32).reshape(mask.shape), outside)
     while True:
         previous = labels.copy()
         np.minimum(labels[1:], previous[:-1], out=labels[1:])
