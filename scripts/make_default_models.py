@@ -93,7 +93,7 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     arch = LOCALISER_ARCHITECTURE if localiser else DEFAULT_ARCHITECTURE
     rater = None if localiser else ("A,B,C" if part.startswith("base") else part)
     enrich = 0.0 if localiser else lesion_enrich
-    synthetic = (SyntheticConfig.robust(rater=rater, lesion_enrich=enrich) if robust
+    synthetic = (SyntheticConfig.robust(rater=rater, lesion_enrich=enrich) if robust not in (None, "collapse")
                  else SyntheticConfig(rater=rater, lesion_enrich=enrich))
     if robust in ("mild", "contrast"):  # fine-tuning trained models: a share of the randomisation, not all of it
         synthetic = dataclasses.replace(synthetic, random_contrast=0.2, wide_anatomy=0.4, t2star_fraction=0.05)
@@ -107,6 +107,8 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
         augment = AugmentConfig.robust() if robust in ("full", "mild") else AugmentConfig()
         if robust in ("mild", "contrast"):
             augment = dataclasses.replace(augment, channel_collapse=0.1, channel_drop=0.1, channel_shuffle=0.05)
+        if robust == "collapse":  # the plain phantom, sometimes as one contrast repeated (what transfer feeds)
+            augment = dataclasses.replace(augment, channel_collapse=0.15)
         sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
                                    max_offset_mm=5.0, augment=augment, synthetic=synthetic)
     config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part] + seed_offset, checkpoint_every=25,
@@ -205,11 +207,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="added to each part's seed (a continued run sees new slices)")
     parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--robust", nargs="?", const="full", choices=("full", "mild", "contrast"),
+    parser.add_argument("--robust", nargs="?", const="full", choices=("full", "mild", "contrast", "collapse"),
                         default=None,
                         help="train on SyntheticConfig.robust() slices with AugmentConfig.robust(); 'mild': "
                              "a fifth of the random contrasts, 40 %% wide anatomy, half the channel changes; "
-                             "'contrast': mild slices and channel changes, the plain geometry and noise")
+                             "'contrast': mild slices and channel changes, the plain geometry and noise; "
+                             "'collapse': the plain phantom, 15 %% of crops as one contrast repeated")
     args = parser.parse_args(argv)
     command = "python scripts/make_default_models.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.inference_crop and not args.assemble:
