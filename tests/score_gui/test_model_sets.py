@@ -190,15 +190,16 @@ def test_score_train_takes_either_output_or_name(study, capsys):
     assert "not allowed with" in capsys.readouterr().err
 
 
-def test_the_independent_set_shares_no_weights_and_segments_a_phantom_scan():
-    """``resources/models/independent``: every member's recorded lineage ends at its own
-    random start (no shared base), and the set segments a scan it never saw."""
+def test_the_default_members_share_no_weights_and_segment_a_phantom_scan():
+    """``resources/models/default``: every member's recorded lineage ends at its own random
+    start (no shared base: the vote gains only from independent errors), and the set
+    segments a scan it never saw."""
     from score_gui.inference import Ensemble, segment_scan
     from score_gui.metrics import compartment_mask, dice
     from score_gui.phantom.study import make_scan
     from score_gui.progress import drain
 
-    ensemble = Ensemble.load("independent")
+    ensemble = Ensemble.load("default")
     starts = set()
     for member in ensemble.members:
         lineage = member.networks[0][1]["training"]["lineage"]
