@@ -78,6 +78,19 @@ def lineage(init: Path | None) -> list[dict]:
     return [stage] + list(training.get("lineage", []))
 
 
+MILD_SLICES = {"random_contrast": 0.2, "wide_anatomy": 0.4, "t2star_fraction": 0.05}
+"""The "mild" share of :meth:`SyntheticConfig.robust`, for fine-tuning trained members."""
+MILD_CHANNELS = {"channel_collapse": 0.1, "channel_drop": 0.1, "channel_shuffle": 0.05}
+ROBUST_MODES = {
+    # --robust: (training slices, geometry and noise, channel changes) of the members
+    None: ("plain", "plain", {}),
+    "full": ("robust", "robust", {}),
+    "mild": ("mild", "robust", MILD_CHANNELS),
+    "contrast": ("mild", "plain", MILD_CHANNELS),  # the mild slices with sharp borders
+    "collapse": ("plain", "plain", {"channel_collapse": 0.15}),  # one contrast repeated, as transfer feeds it
+}
+
+
 def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log_every: int,
                init: Path | None = None, learning_rate: float | None = None, export_only: bool = False,
                dice_weight: float = 0.0, lesion_enrich: float = 0.0, seed_offset: int = 0,
@@ -85,30 +98,27 @@ def train_part(part: str, out: Path, work: Path, iterations: int, crop: int, log
     """Train one member (A, B, C), the shared ``base`` or the localiser; returns its checkpoint.
 
     ``export_only`` saves the latest training state as it is (for a run stopped early).
-    ``seed_offset`` gives a continued run its own stream of training slices; ``robust``
-    trains on :meth:`SyntheticConfig.robust` slices with :meth:`AugmentConfig.robust`.
+    ``seed_offset`` gives a continued run its own stream of training slices; ``robust`` picks
+    the training slices, geometry and channel changes from :data:`ROBUST_MODES`.
     """
     localiser = part == "localiser"
     heads = [HEADS["canal"]] if localiser else [HEADS["tissue"], HEADS["lesion"]]
     arch = LOCALISER_ARCHITECTURE if localiser else DEFAULT_ARCHITECTURE
     rater = None if localiser else ("A,B,C" if part.startswith("base") else part)
     enrich = 0.0 if localiser else lesion_enrich
-    synthetic = (SyntheticConfig.robust(rater=rater, lesion_enrich=enrich) if robust not in (None, "collapse")
+    slices, geometry, channels = ROBUST_MODES[robust]
+    synthetic = (SyntheticConfig.robust(rater=rater, lesion_enrich=enrich) if slices != "plain"
                  else SyntheticConfig(rater=rater, lesion_enrich=enrich))
-    if robust in ("mild", "contrast"):  # fine-tuning trained models: a share of the randomisation, not all of it
-        synthetic = dataclasses.replace(synthetic, random_contrast=0.2, wide_anatomy=0.4, t2star_fraction=0.05)
+    if slices == "mild":
+        synthetic = dataclasses.replace(synthetic, **MILD_SLICES)
     if localiser:
         sampler = SyntheticLocaliserSampler(heads=heads, synthetic=synthetic)
         if robust:  # the whole neck in view: mild geometry, every intensity change
             sampler.augment = dataclasses.replace(AugmentConfig.robust(), rotation_deg=20.0, scaling=1.15,
                                                   anisotropy=1.1, elastic_px=0.5)
     else:
-        # "contrast": the mild slices with the plain geometry, noise and blur (sharp borders)
-        augment = AugmentConfig.robust() if robust in ("full", "mild") else AugmentConfig()
-        if robust in ("mild", "contrast"):
-            augment = dataclasses.replace(augment, channel_collapse=0.1, channel_drop=0.1, channel_shuffle=0.05)
-        if robust == "collapse":  # the plain phantom, sometimes as one contrast repeated (what transfer feeds)
-            augment = dataclasses.replace(augment, channel_collapse=0.15)
+        augment = AugmentConfig.robust() if geometry == "robust" else AugmentConfig()
+        augment = dataclasses.replace(augment, **channels)
         sampler = SyntheticSampler(heads=heads, pixel_size_mm=DEFAULT_PIXEL_SIZE_MM, crop_px=crop,
                                    max_offset_mm=5.0, augment=augment, synthetic=synthetic)
     config = TrainConfig(iterations=iterations, optimizer="adam", seed=SEEDS[part] + seed_offset, checkpoint_every=25,
@@ -207,7 +217,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="added to each part's seed (a continued run sees new slices)")
     parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--robust", nargs="?", const="full", choices=("full", "mild", "contrast", "collapse"),
+    parser.add_argument("--robust", nargs="?", const="full", choices=[mode for mode in ROBUST_MODES if mode],
                         default=None,
                         help="train on SyntheticConfig.robust() slices with AugmentConfig.robust(); 'mild': "
                              "a fifth of the random contrasts, 40 %% wide anatomy, half the channel changes; "
